@@ -1,0 +1,95 @@
+// Configuration: the environment is read once, here, into a typed and validated object. A bad value
+// stops start-up with a message that names the variable.
+import path from "node:path";
+import { DEFAULTS } from "./domain/job-state.js";
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Real PostgreSQL when set; embedded PGlite in `dataDir` otherwise. */
+  databaseUrl: string | null;
+  dataDir: string;
+  storageRoot: string;
+  /** Clients cannot set a minimumRetryDelay below this (BITS clamps to 5 s). */
+  retryDelayFloorSeconds: number;
+  maxFilesPerJob: number;
+  /** Postgres pool size (real Postgres only). */
+  dbPoolSize: number;
+  /** Apply pending migrations at start (always on for the embedded database). */
+  migrateOnStart: boolean;
+  /** GraphiQL in the browser at /graphql. */
+  graphiql: boolean;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, dflt: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return dflt;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const raw = str(env, name)?.toLowerCase();
+  if (raw === undefined) return dflt;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const host = str(env, "HOST") ?? "127.0.0.1";
+  if (/\s/.test(host)) throw new ConfigError("HOST", `not a host name or address: ${JSON.stringify(host)}`);
+  const port = int(env, "PORT", 4000, 0, 65535);
+
+  const databaseUrl = str(env, "DATABASE_URL") ?? null;
+  if (databaseUrl !== null) {
+    let u: URL;
+    try {
+      u = new URL(databaseUrl);
+    } catch {
+      throw new ConfigError("DATABASE_URL", "not a URL; expected postgresql://user@host:port/database");
+    }
+    if (u.protocol !== "postgresql:" && u.protocol !== "postgres:") {
+      throw new ConfigError("DATABASE_URL", `expected a postgresql:// URL, got ${u.protocol}//`);
+    }
+  }
+
+  const dataDir = path.resolve(cwd, str(env, "HAUL_DATA_DIR") ?? ".haul");
+  const storageRoot = path.resolve(cwd, str(env, "HAUL_STORAGE_ROOT") ?? path.join(dataDir, "files"));
+
+  const logLevel = (str(env, "HAUL_LOG_LEVEL") ?? "info") as Config["logLevel"];
+  if (!["debug", "info", "warn", "error", "silent"].includes(logLevel)) {
+    throw new ConfigError("HAUL_LOG_LEVEL", `expected debug, info, warn, error or silent, got ${JSON.stringify(logLevel)}`);
+  }
+
+  return {
+    host,
+    port,
+    databaseUrl,
+    dataDir,
+    storageRoot,
+    retryDelayFloorSeconds: int(env, "HAUL_RETRY_DELAY_FLOOR", DEFAULTS.retryDelayFloorSeconds, 0, 86_400),
+    maxFilesPerJob: int(env, "HAUL_MAX_FILES_PER_JOB", DEFAULTS.maxFilesPerJob, 1, 100_000),
+    dbPoolSize: int(env, "HAUL_DB_POOL_SIZE", 10, 1, 1000),
+    migrateOnStart: bool(env, "HAUL_MIGRATE_ON_START", true),
+    graphiql: bool(env, "HAUL_GRAPHIQL", true),
+    logLevel,
+  };
+}

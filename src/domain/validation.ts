@@ -1,0 +1,89 @@
+// Input validation for the commands: pure functions (no I/O) that either return the normalised value
+// or throw a DomainError with code BAD_USER_INPUT and a message that says what to fix.
+// Limits are BITS's: display name 256 chars, description 1,024, remote URL 2,200.
+import { DomainError } from "./errors.js";
+import { DEFAULTS, clampRetryDelay } from "./job-state.js";
+
+export interface FileSpec {
+  remoteUrl: string;
+  localPath: string;
+}
+
+const MAX_LOCAL_PATH = 1024;
+const MAX_SEGMENT = 255;
+
+function bad(message: string): never {
+  throw new DomainError("BAD_USER_INPUT", message);
+}
+
+export function validateDisplayName(v: string): string {
+  if (v.trim() === "") bad("displayName must not be empty");
+  if ([...v].length > DEFAULTS.displayNameMaxLength) bad(`displayName is longer than ${DEFAULTS.displayNameMaxLength} characters`);
+  if (v.includes("\0")) bad("displayName must not contain NUL characters");
+  return v;
+}
+
+export function validateDescription(v: string): string {
+  if ([...v].length > DEFAULTS.descriptionMaxLength) bad(`description is longer than ${DEFAULTS.descriptionMaxLength} characters`);
+  if (v.includes("\0")) bad("description must not contain NUL characters");
+  return v;
+}
+
+/** http and https only, at most 2,200 characters, no credentials in the URL. */
+export function validateRemoteUrl(v: string, field = "remoteUrl"): string {
+  if (v.length > DEFAULTS.remoteUrlMaxLength) bad(`${field} is longer than ${DEFAULTS.remoteUrlMaxLength} characters`);
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    bad(`${field} is not an absolute URL: ${JSON.stringify(v.slice(0, 100))}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") bad(`${field} must use http or https, not ${u.protocol.replace(/:$/, "")}`);
+  if (u.hostname === "") bad(`${field} has no host`);
+  if (u.username !== "" || u.password !== "") bad(`${field} must not carry credentials; set them on the job instead`);
+  return u.toString();
+}
+
+/**
+ * A destination relative to the storage root: no absolute path, no `..`, no NUL, no empty or `.`
+ * segment, no trailing slash. Backslashes are refused rather than guessed at. Returns the path with
+ * `/` separators.
+ */
+export function validateLocalPath(v: string, field = "localPath"): string {
+  if (v === "") bad(`${field} must not be empty`);
+  if (v.includes("\0")) bad(`${field} must not contain NUL characters`);
+  if (v.includes("\\")) bad(`${field} must use / as the separator`);
+  if (v.length > MAX_LOCAL_PATH) bad(`${field} is longer than ${MAX_LOCAL_PATH} characters`);
+  if (v.startsWith("/") || /^[A-Za-z]:/.test(v)) bad(`${field} must be relative to the storage root, not absolute: ${JSON.stringify(v)}`);
+  const segments = v.split("/");
+  for (const s of segments) {
+    if (s === "..") bad(`${field} must stay inside the storage root (no ".." segments): ${JSON.stringify(v)}`);
+    if (s === "" || s === ".") bad(`${field} has an empty or "." segment: ${JSON.stringify(v)}`);
+    if (Buffer.byteLength(s) > MAX_SEGMENT) bad(`${field} has a name longer than ${MAX_SEGMENT} bytes`);
+    if (/[\u0000-\u001f]/.test(s)) bad(`${field} must not contain control characters`);
+  }
+  return segments.join("/");
+}
+
+export function validateFiles(files: readonly FileSpec[], existingLocalPaths: Iterable<string> = []): FileSpec[] {
+  if (files.length === 0) bad("files must hold at least one file");
+  const seen = new Set(existingLocalPaths);
+  return files.map((f, i) => {
+    const remoteUrl = validateRemoteUrl(f.remoteUrl, `files[${i}].remoteUrl`);
+    const localPath = validateLocalPath(f.localPath, `files[${i}].localPath`);
+    if (seen.has(localPath)) bad(`files[${i}].localPath ${JSON.stringify(localPath)} is already a destination in this job`);
+    seen.add(localPath);
+    return { remoteUrl, localPath };
+  });
+}
+
+/** Seconds: whole, not negative. Retry delays below the floor are clamped up to it, as BITS does. */
+export function validateRetryDelay(v: number, floor: number): number {
+  if (!Number.isInteger(v) || v < 0) bad("minimumRetryDelay must be a whole number of seconds, 0 or more");
+  return clampRetryDelay(v, floor);
+}
+
+export function validateSeconds(v: number, field: string): number {
+  if (!Number.isInteger(v) || v < 0) bad(`${field} must be a whole number of seconds, 0 or more`);
+  return v;
+}

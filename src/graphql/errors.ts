@@ -1,0 +1,33 @@
+// The one table of error codes the API returns in `extensions.code` (api.md), and the mapping from
+// domain errors. Anything else is masked ("Unexpected error", code INTERNAL) and logged with a
+// correlation id; stack traces and SQL never reach a client.
+import { GraphQLError } from "graphql";
+import { DomainError } from "../domain/errors.js";
+import { ConflictError } from "../store/jobs.js";
+
+export const ERROR_CODES = {
+  INVALID_STATE: "the call is not legal in the job's current state (BITS BG_E_INVALID_STATE)",
+  EMPTY: "resume of a job that has no files (BITS BG_E_EMPTY)",
+  NOT_FOUND: "no such job or file (or not visible to the caller)",
+  BAD_USER_INPUT: "an argument is malformed or out of range; the message names it",
+  FORBIDDEN: "the caller may not do this",
+  UNAUTHENTICATED: "no valid credentials",
+  TOO_MANY_FILES: "the job would hold more files than allowed (200 by default, BITS MaxFilesPerJob)",
+  FILE_RENAME_FAILED: "completeJob could not move some files to their final path; the job keeps its state",
+  CONFLICT: "the job changed concurrently; retry the call",
+  INTERNAL: "an unexpected error; the server log has the details under extensions.correlationId",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function apiError(code: ErrorCode | string, message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code } });
+}
+
+/** Converts errors we know into API errors; returns null for anything unexpected. */
+export function toApiError(err: unknown): GraphQLError | null {
+  if (err instanceof GraphQLError && err.extensions?.code) return err;
+  if (err instanceof DomainError) return apiError(err.code, err.message);
+  if (err instanceof ConflictError) return apiError("CONFLICT", err.message);
+  return null;
+}

@@ -1,0 +1,66 @@
+// JobStateChange and the jobStateChanged subscription, fed from the committed JobEvent log (see
+// src/events/feed.ts). The cursor is the event's sequence number as a decimal string.
+import { GraphQLError } from "graphql";
+import { builder } from "../builder.js";
+import { jobUuid } from "../ids.js";
+import { JobEventKindEnum, JobStateEnum } from "./enums.js";
+import { JobErrorRef, JobRef, errorOf } from "./job.js";
+import { jobAtEvent, type JobEvent } from "../../store/events.js";
+import type { JobEventKind } from "../../generated/prisma/enums.js";
+
+/** Event kinds that are state transitions (creation counts: none -> SUSPENDED). */
+export const STATE_KINDS: ReadonlySet<JobEventKind> = new Set(["CREATED", "STATE_CHANGED"]);
+
+export function parseCursor(after: string | null | undefined): bigint | null {
+  if (after === null || after === undefined) return null;
+  if (!/^\d{1,19}$/.test(after)) {
+    throw new GraphQLError(`not a valid event cursor: ${JSON.stringify(after.slice(0, 40))}; use a cursor from a JobStateChange, or "0" for the whole history`, {
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+  }
+  return BigInt(after);
+}
+
+const JobStateChangeRef = builder.objectRef<JobEvent>("JobStateChange").implement({
+  description: "A committed state transition of a job, in commit order.",
+  fields: (t) => ({
+    cursor: t.string({
+      description: "Pass as `after` to resume the stream right after this event.",
+      resolve: (e) => e.seq.toString(),
+    }),
+    job: t.field({
+      type: JobRef,
+      description: "The job as this transition left it.",
+      resolve: async (e, _a, ctx) => jobAtEvent(e) ?? (await ctx.prisma.job.findUniqueOrThrow({ where: { id: e.jobId } })),
+    }),
+    previousState: t.field({ type: JobStateEnum, nullable: true, description: "Null when the job was created.", resolve: (e) => e.previousState }),
+    state: t.field({ type: JobStateEnum, resolve: (e) => e.state }),
+    at: t.field({ type: "DateTime", resolve: (e) => e.at }),
+    error: t.field({ type: JobErrorRef, nullable: true, resolve: (e) => errorOf(e) }),
+    kind: t.field({ type: JobEventKindEnum, resolve: (e) => e.kind }),
+    actor: t.string({ nullable: true, description: "Who made the call (null for the service itself).", resolve: (e) => e.actor }),
+  }),
+});
+
+builder.subscriptionField("jobStateChanged", (t) =>
+  t.field({
+    type: JobStateChangeRef,
+    description:
+      "Every state transition of one job (jobId) or of every job the caller may see. With `after`, the transitions committed after that cursor are replayed first, then live ones follow: no gap, no duplicate, in commit order.",
+    args: {
+      jobId: t.arg.id({ required: false }),
+      after: t.arg.string({ required: false, description: "A cursor from an earlier JobStateChange; \"0\" replays the whole history." }),
+    },
+    subscribe: async (_root, args, ctx) => {
+      const after = parseCursor(args.after);
+      let jobId: string | undefined;
+      if (args.jobId) {
+        jobId = jobUuid(args.jobId);
+        const exists = await ctx.prisma.job.findUnique({ where: { id: jobId }, select: { id: true } });
+        if (!exists) throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
+      }
+      return ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS });
+    },
+    resolve: (e) => e,
+  }),
+);

@@ -1,0 +1,260 @@
+// Job and File: types, the queries that read them and the mutations that mirror BITS's calls.
+import type { Job } from "../../generated/prisma/client.js";
+import type { Prisma } from "../../generated/prisma/client.js";
+import { builder } from "../builder.js";
+import { jobUuid } from "../ids.js";
+import { ErrorContextEnum, JobPriorityEnum, JobStateEnum, JobTypeEnum } from "./enums.js";
+import type { CommandResult } from "../../jobs/commands.js";
+import { isFinal, JOB_STATES, type ErrorContext } from "../../domain/job-state.js";
+
+// ---- types ------------------------------------------------------------------------------------
+
+export interface JobErrorShape {
+  context: ErrorContext;
+  code: string;
+  message: string;
+  fileId: string | null;
+  httpStatus: number | null;
+}
+
+export function errorOf(row: {
+  errorContext: ErrorContext | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  errorFileId: string | null;
+  errorHttpStatus: number | null;
+}): JobErrorShape | null {
+  if (!row.errorCode) return null;
+  return {
+    context: row.errorContext ?? "UNKNOWN",
+    code: row.errorCode,
+    message: row.errorMessage ?? "",
+    fileId: row.errorFileId,
+    httpStatus: row.errorHttpStatus,
+  };
+}
+
+export const FileRef = builder.prismaNode("File", {
+  id: { field: "id" },
+  nullable: true,
+  fields: (t) => ({
+    job: t.relation("job"),
+    remoteUrl: t.exposeString("remoteUrl"),
+    localPath: t.exposeString("localPath", { description: "Relative to the storage root." }),
+    position: t.exposeInt("position", { description: "Transfer order inside the job (files go one at a time)." }),
+    bytesTotal: t.expose("bytesTotal", { type: "BigInt", nullable: true, description: "Null while the size is unknown." }),
+    bytesTransferred: t.expose("bytesTransferred", { type: "BigInt" }),
+    transferred: t.exposeBoolean("transferred", { description: "Every byte is in the temporary file." }),
+    completed: t.exposeBoolean("completed", { description: "Moved to its final path by completeJob: usable." }),
+  }),
+});
+
+const JobProgressRef = builder.objectRef<Job>("JobProgress").implement({
+  description: "BITS BG_JOB_PROGRESS.",
+  fields: (t) => ({
+    bytesTotal: t.field({
+      type: "BigInt",
+      nullable: true,
+      description: "Null while the size of any file is unknown (BITS BG_SIZE_UNKNOWN).",
+      resolve: (j) => j.bytesTotal,
+    }),
+    bytesTransferred: t.field({ type: "BigInt", resolve: (j) => j.bytesTransferred }),
+    filesTotal: t.int({ resolve: (j) => j.filesTotal }),
+    filesTransferred: t.int({ resolve: (j) => j.filesTransferred }),
+  }),
+});
+
+const JobTimesRef = builder.objectRef<Job>("JobTimes").implement({
+  description: "BITS BG_JOB_TIMES.",
+  fields: (t) => ({
+    createdAt: t.field({ type: "DateTime", resolve: (j) => j.createdAt }),
+    modifiedAt: t.field({ type: "DateTime", resolve: (j) => j.modifiedAt }),
+    transferCompletedAt: t.field({ type: "DateTime", nullable: true, resolve: (j) => j.transferCompletedAt }),
+  }),
+});
+
+export const JobErrorRef = builder.objectRef<JobErrorShape>("JobError").implement({
+  description: "The last error (BITS IBackgroundCopyError).",
+  fields: (t) => ({
+    context: t.field({ type: ErrorContextEnum, resolve: (e) => e.context }),
+    code: t.exposeString("code", { description: "A stable code, e.g. HTTP_404, CONNECTION_RESET, NO_PROGRESS." }),
+    message: t.exposeString("message"),
+    httpStatus: t.exposeInt("httpStatus", { nullable: true }),
+    file: t.prismaField({
+      type: "File",
+      nullable: true,
+      description: "The file the error is about; null when it is not about a file.",
+      resolve: (query, e, _args, ctx) => (e.fileId ? ctx.prisma.file.findUnique({ ...query, where: { id: e.fileId } }) : null),
+    }),
+  }),
+});
+
+export const JobRef = builder.prismaNode("Job", {
+  id: { field: "id" },
+  nullable: true,
+  fields: (t) => ({
+    displayName: t.exposeString("displayName"),
+    description: t.exposeString("description", { nullable: true }),
+    type: t.expose("type", { type: JobTypeEnum }),
+    priority: t.expose("priority", { type: JobPriorityEnum }),
+    state: t.expose("state", { type: JobStateEnum }),
+    owner: t.exposeString("owner"),
+    progress: t.field({ type: JobProgressRef, resolve: (j) => j }),
+    times: t.field({ type: JobTimesRef, resolve: (j) => j }),
+    error: t.field({ type: JobErrorRef, nullable: true, resolve: (j) => errorOf(j) }),
+    errorCount: t.exposeInt("errorCount"),
+    minimumRetryDelay: t.exposeInt("minimumRetryDelay", { description: "Seconds to wait before retrying after a transient error." }),
+    noProgressTimeout: t.exposeInt("noProgressTimeout", {
+      description: "Seconds without progress after which a transient error becomes fatal (0: every error is fatal).",
+    }),
+    maximumDownloadTime: t.exposeInt("maximumDownloadTime", {
+      description: "Seconds the job may spend connecting and transferring before it fails.",
+    }),
+    retryAt: t.expose("retryAt", { type: "DateTime", nullable: true, description: "When a TRANSIENT_ERROR job will be retried." }),
+    files: t.relatedConnection(
+      "files",
+      { cursor: "id", totalCount: true, query: () => ({ orderBy: { position: "asc" } }) },
+      { name: "FileConnection" },
+      { name: "FileEdge" },
+    ),
+  }),
+});
+
+// ---- queries ----------------------------------------------------------------------------------
+
+const JobFilter = builder.inputType("JobFilter", {
+  fields: (t) => ({
+    states: t.field({
+      type: [JobStateEnum],
+      required: false,
+      description:
+        "Only jobs in these states. When omitted, finished jobs (ACKNOWLEDGED, CANCELLED) are left out, as BITS leaves them out of EnumJobs; name them here to list them.",
+    }),
+    owner: t.string({ required: false, description: "Only jobs of this owner." }),
+  }),
+});
+
+function jobWhere(filter: { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null } | null | undefined): Prisma.JobWhereInput {
+  const where: Prisma.JobWhereInput = {};
+  where.state = filter?.states?.length ? { in: filter.states } : { in: JOB_STATES.filter((s) => !isFinal(s)) };
+  if (filter?.owner) where.owner = filter.owner;
+  return where;
+}
+
+builder.queryField("job", (t) =>
+  t.prismaField({
+    type: "Job",
+    nullable: true,
+    description: "One job by id (a global id or the job's UUID); null when there is none.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _root, args, ctx) => ctx.prisma.job.findUnique({ ...query, where: { id: jobUuid(args.id) } }),
+  }),
+);
+
+builder.queryField("jobs", (t) =>
+  t.prismaConnection(
+    {
+      type: "Job",
+      cursor: "id",
+      defaultSize: 50,
+      maxSize: 200,
+      description: "Jobs, oldest first, as a cursor connection.",
+      args: { filter: t.arg({ type: JobFilter, required: false }) },
+      resolve: (query, _root, args, ctx) =>
+        ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter), orderBy: [{ createdAt: "asc" }, { id: "asc" }] }),
+      totalCount: (_conn, args, ctx) => ctx.prisma.job.count({ where: jobWhere(args.filter) }),
+    },
+    { name: "JobConnection" },
+    { name: "JobEdge" },
+  ),
+);
+
+// ---- mutations --------------------------------------------------------------------------------
+
+const FileInput = builder.inputType("FileInput", {
+  fields: (t) => ({
+    remoteUrl: t.string({ required: true, description: "http or https, at most 2,200 characters." }),
+    localPath: t.string({ required: true, description: "Relative to the storage root; no '..'." }),
+  }),
+});
+
+const CreateJobInput = builder.inputType("CreateJobInput", {
+  fields: (t) => ({
+    displayName: t.string({ required: true, description: "At most 256 characters." }),
+    description: t.string({ required: false, description: "At most 1,024 characters." }),
+    type: t.field({ type: JobTypeEnum, required: false, description: "DOWNLOAD (the default; the only type haul transfers so far)." }),
+    priority: t.field({ type: JobPriorityEnum, required: false, description: "NORMAL by default." }),
+    minimumRetryDelay: t.int({ required: false, description: "Seconds, default 600; values below the floor (5 s) are raised to it." }),
+    noProgressTimeout: t.int({ required: false, description: "Seconds, default 1,209,600 (14 days)." }),
+    maximumDownloadTime: t.int({ required: false, description: "Seconds, default 7,776,000 (90 days)." }),
+    files: t.field({ type: [FileInput], required: false }),
+  }),
+});
+
+const UpdateJobInput = builder.inputType("UpdateJobInput", {
+  description: "Only the fields given change.",
+  fields: (t) => ({
+    displayName: t.string({ required: false }),
+    description: t.string({ required: false }),
+    priority: t.field({ type: JobPriorityEnum, required: false }),
+    minimumRetryDelay: t.int({ required: false }),
+    noProgressTimeout: t.int({ required: false }),
+    maximumDownloadTime: t.int({ required: false }),
+  }),
+});
+
+const JobPayload = builder.objectRef<CommandResult>("JobPayload").implement({
+  fields: (t) => ({
+    job: t.field({ type: JobRef, resolve: (p) => p.job }),
+    warnings: t.stringList({
+      description: "Success with a warning, as BITS's BG_S_ codes: PARTIAL_COMPLETE, UNABLE_TO_DELETE_FILES.",
+      resolve: (p) => p.warnings,
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  createJob: t.field({
+    type: JobPayload,
+    description: "Creates a job. New jobs start SUSPENDED: add files if needed, then resumeJob.",
+    args: { input: t.arg({ type: CreateJobInput, required: true }) },
+    resolve: (_r, { input }, ctx) => ctx.commands.createJob(input, ctx.actor),
+  }),
+  addFiles: t.field({
+    type: JobPayload,
+    description: "Adds files to a job that is not finished; all or nothing.",
+    args: { jobId: t.arg.id({ required: true }), files: t.arg({ type: [FileInput], required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.addFiles(jobUuid(args.jobId), args.files, ctx.actor),
+  }),
+  suspendJob: t.field({
+    type: JobPayload,
+    description: "Stops the job's transfers; a no-op on a suspended job.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.suspendJob(jobUuid(args.id), ctx.actor),
+  }),
+  resumeJob: t.field({
+    type: JobPayload,
+    description: "Queues the job for transfer (retries at once from TRANSIENT_ERROR or ERROR). EMPTY when it has no files.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.resumeJob(jobUuid(args.id), ctx.actor),
+  }),
+  completeJob: t.field({
+    type: JobPayload,
+    description:
+      "Makes the transferred files visible under their final names and ends the job (ACKNOWLEDGED). Files not fully transferred are dropped (warning PARTIAL_COMPLETE).",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.completeJob(jobUuid(args.id), ctx.actor),
+  }),
+  cancelJob: t.field({
+    type: JobPayload,
+    description: "Ends the job (CANCELLED) and deletes its temporary files.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.cancelJob(jobUuid(args.id), ctx.actor),
+  }),
+  updateJob: t.field({
+    type: JobPayload,
+    description: "Sets job properties (BITS Set*). Not allowed on finished jobs.",
+    args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateJobInput, required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.updateJob(jobUuid(args.id), args.input, ctx.actor),
+  }),
+}));

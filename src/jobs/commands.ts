@@ -1,0 +1,309 @@
+// The commands: the only place that decides (src/domain), persists (src/store) and publishes
+// (src/events), in that order. Each command is one transaction that
+//   1. locks the job row (SELECT ... FOR UPDATE),
+//   2. asks the pure state machine what the call means in the job's current state,
+//   3. writes the row with compare-and-set on its version and appends the JobEvent,
+//   4. and only after COMMIT pokes the event feed (the NOTIFY sent inside the transaction reaches
+//      other processes only if it commits).
+// Concurrent calls on one job queue on the row lock, so none is lost and every event is logged.
+import { randomUUID } from "node:crypto";
+import type { Prisma, Job } from "../generated/prisma/client.js";
+import type { JobPriority, JobType } from "../generated/prisma/enums.js";
+import { DomainError } from "../domain/errors.js";
+import { decide, DEFAULTS, type Decision, type JobEvent as DomainEvent, type JobPatch, type JobSnapshot } from "../domain/job-state.js";
+import {
+  validateDescription,
+  validateDisplayName,
+  validateFiles,
+  validateRetryDelay,
+  validateSeconds,
+  type FileSpec,
+} from "../domain/validation.js";
+import { appendEvents, type Tx } from "../store/events.js";
+import { filesOfJob, insertFiles, insertJob, lockJob, markFilesCompleted, updateJob } from "../store/jobs.js";
+import type { PrismaClient } from "../store/db.js";
+import type { FileStorage } from "../files/storage.js";
+import type { Logger } from "../logger.js";
+
+export interface CommandDeps {
+  prisma: PrismaClient;
+  storage: FileStorage;
+  /** Called after every commit that appended events (wakes this process's event feed at once). */
+  afterCommit?: () => void;
+  logger?: Logger;
+  now?: () => Date;
+  limits?: { retryDelayFloorSeconds?: number; maxFilesPerJob?: number };
+}
+
+export interface CreateJobInput {
+  displayName: string;
+  description?: string | null;
+  type?: JobType | null;
+  priority?: JobPriority | null;
+  minimumRetryDelay?: number | null;
+  noProgressTimeout?: number | null;
+  maximumDownloadTime?: number | null;
+  files?: FileSpec[] | null;
+}
+
+export interface UpdateJobInput {
+  displayName?: string | null;
+  description?: string | null;
+  priority?: JobPriority | null;
+  minimumRetryDelay?: number | null;
+  noProgressTimeout?: number | null;
+  maximumDownloadTime?: number | null;
+}
+
+export interface CommandResult {
+  job: Job;
+  /** BITS success-with-warning codes, e.g. PARTIAL_COMPLETE, UNABLE_TO_DELETE_FILES. */
+  warnings: string[];
+}
+
+/** Who is calling: recorded on every event. */
+export interface Actor {
+  user: string;
+}
+
+function notFound(id: string): DomainError {
+  return new DomainError("NOT_FOUND", `no job with id ${id}`);
+}
+
+function snapshotOf(job: Job): JobSnapshot {
+  return {
+    state: job.state,
+    type: job.type,
+    filesTotal: job.filesTotal,
+    filesTransferred: job.filesTransferred,
+    errorCount: job.errorCount,
+    minimumRetryDelay: job.minimumRetryDelay,
+    noProgressTimeout: job.noProgressTimeout,
+    noProgressSince: job.noProgressSince,
+    retryAt: job.retryAt,
+    activeSince: job.activeSince,
+    maximumDownloadTime: job.maximumDownloadTime,
+    error: job.errorCode
+      ? {
+          context: job.errorContext ?? "UNKNOWN",
+          code: job.errorCode,
+          message: job.errorMessage ?? "",
+          fileId: job.errorFileId,
+          httpStatus: job.errorHttpStatus,
+        }
+      : null,
+  };
+}
+
+/** The state machine's patch as column values. */
+function patchToData(patch: JobPatch): Prisma.JobUpdateManyMutationInput {
+  const data: Prisma.JobUpdateManyMutationInput = {};
+  if (patch.state !== undefined) data.state = patch.state;
+  if (patch.errorCount !== undefined) data.errorCount = patch.errorCount;
+  if (patch.retryAt !== undefined) data.retryAt = patch.retryAt;
+  if (patch.noProgressSince !== undefined) data.noProgressSince = patch.noProgressSince;
+  if (patch.activeSince !== undefined) data.activeSince = patch.activeSince;
+  if (patch.transferCompletedAt !== undefined) data.transferCompletedAt = patch.transferCompletedAt;
+  if (patch.error !== undefined) {
+    data.errorContext = patch.error?.context ?? null;
+    data.errorCode = patch.error?.code ?? null;
+    data.errorMessage = patch.error?.message ?? null;
+    data.errorFileId = patch.error?.fileId ?? null;
+    data.errorHttpStatus = patch.error?.httpStatus ?? null;
+  }
+  return data;
+}
+
+function refuse(d: Extract<Decision, { kind: "refused" }>): never {
+  throw new DomainError(d.code, d.message);
+}
+
+export function createCommands(deps: CommandDeps) {
+  const { prisma, storage } = deps;
+  const now = deps.now ?? (() => new Date());
+  const floor = deps.limits?.retryDelayFloorSeconds ?? DEFAULTS.retryDelayFloorSeconds;
+  const maxFiles = deps.limits?.maxFilesPerJob ?? DEFAULTS.maxFilesPerJob;
+
+  /** Runs `fn` in a transaction; pokes the feed after a commit that wrote events. */
+  async function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const result = await prisma.$transaction(fn, { timeout: 15_000, maxWait: 15_000 });
+    deps.afterCommit?.();
+    return result;
+  }
+
+  /** Lock, decide, write with compare-and-set, log. The shared shape of the state-changing calls. */
+  async function transition(
+    tx: Tx,
+    id: string,
+    event: DomainEvent,
+    actor: Actor,
+  ): Promise<{ before: Job; after: Job; decision: Exclude<Decision, { kind: "refused" }> }> {
+    const before = await lockJob(tx, id);
+    if (!before) throw notFound(id);
+    const at = now();
+    const decision = decide(snapshotOf(before), event, at);
+    if (decision.kind === "refused") refuse(decision);
+    if (decision.kind === "unchanged" && Object.keys(decision.patch).length === 0) {
+      return { before, after: before, decision }; // a legal no-op (e.g. suspend a suspended job): nothing to write
+    }
+    const after = await updateJob(tx, before, { ...patchToData(decision.patch), modifiedAt: at });
+    if (decision.kind === "transition") {
+      await appendEvents(tx, [{ job: after, kind: "STATE_CHANGED", previousState: before.state, actor: actor.user }]);
+    }
+    return { before, after, decision };
+  }
+
+  return {
+    async createJob(input: CreateJobInput, actor: Actor): Promise<CommandResult> {
+      const type = input.type ?? "DOWNLOAD";
+      if (type !== "DOWNLOAD") {
+        throw new DomainError("BAD_USER_INPUT", `type ${type} is not supported yet: haul transfers DOWNLOAD jobs`);
+      }
+      const displayName = validateDisplayName(input.displayName);
+      const description = validateDescription(input.description ?? "");
+      const files = input.files?.length ? validateFiles(input.files) : [];
+      if (files.length > maxFiles) {
+        throw new DomainError("TOO_MANY_FILES", `a job holds at most ${maxFiles} files; split the ${files.length} files over several jobs`);
+      }
+      const at = now();
+      const id = randomUUID();
+      const job = await transact(async (tx) => {
+        const row = await insertJob(tx, {
+          id,
+          type,
+          displayName,
+          description,
+          priority: input.priority ?? "NORMAL",
+          state: "SUSPENDED",
+          owner: actor.user,
+          minimumRetryDelay: validateRetryDelay(input.minimumRetryDelay ?? DEFAULTS.minimumRetryDelaySeconds, floor),
+          noProgressTimeout: validateSeconds(input.noProgressTimeout ?? DEFAULTS.noProgressTimeoutSeconds, "noProgressTimeout"),
+          maximumDownloadTime: validateSeconds(input.maximumDownloadTime ?? DEFAULTS.maximumDownloadTimeSeconds, "maximumDownloadTime"),
+          filesTotal: files.length,
+          bytesTotal: files.length ? null : 0n,
+          createdAt: at,
+          modifiedAt: at,
+        });
+        await insertFiles(
+          tx,
+          files.map((f, i) => ({ id: randomUUID(), jobId: id, position: i, remoteUrl: f.remoteUrl, localPath: f.localPath, createdAt: at })),
+        );
+        await appendEvents(tx, [{ job: row, kind: "CREATED", previousState: null, actor: actor.user, details: { files: files.length } }]);
+        return row;
+      });
+      return { job, warnings: [] };
+    },
+
+    async addFiles(jobId: string, specs: FileSpec[], actor: Actor): Promise<CommandResult> {
+      if (specs.length > maxFiles) {
+        throw new DomainError("TOO_MANY_FILES", `a job holds at most ${maxFiles} files`);
+      }
+      const job = await transact(async (tx) => {
+        const before = await lockJob(tx, jobId);
+        if (!before) throw notFound(jobId);
+        const at = now();
+        const d = decide(snapshotOf(before), { type: "ADD_FILES", count: specs.length, maxFilesPerJob: maxFiles }, at);
+        if (d.kind === "refused") refuse(d);
+        const existing = await filesOfJob(tx, jobId);
+        const files = validateFiles(specs, existing.map((f) => f.localPath)); // all or nothing, as AddFileSet
+        await insertFiles(
+          tx,
+          files.map((f, i) => ({ id: randomUUID(), jobId, position: before.filesTotal + i, remoteUrl: f.remoteUrl, localPath: f.localPath, createdAt: at })),
+        );
+        const after = await updateJob(tx, before, {
+          ...patchToData(d.patch),
+          filesTotal: before.filesTotal + files.length,
+          bytesTotal: null, // the new files' sizes are not known until the worker reaches them
+          modifiedAt: at,
+        });
+        await appendEvents(tx, [{ job: after, kind: "FILES_ADDED", previousState: before.state, actor: actor.user, details: { files: files.length } }]);
+        return after;
+      });
+      return { job, warnings: [] };
+    },
+
+    async suspendJob(id: string, actor: Actor): Promise<CommandResult> {
+      const { after } = await transact((tx) => transition(tx, id, { type: "SUSPEND" }, actor));
+      return { job: after, warnings: [] };
+    },
+
+    async resumeJob(id: string, actor: Actor): Promise<CommandResult> {
+      const { after } = await transact((tx) => transition(tx, id, { type: "RESUME" }, actor));
+      return { job: after, warnings: [] };
+    },
+
+    /**
+     * BITS Complete: renames transferred files to their final names and drops partial ones. If a
+     * rename fails the job stays where it was, the files renamed so far are marked completed, and the
+     * call fails with FILE_RENAME_FAILED (BITS: "TRANSFERRED -> TRANSFERRED").
+     */
+    async completeJob(id: string, actor: Actor): Promise<CommandResult> {
+      const outcome = await transact(async (tx) => {
+        const before = await lockJob(tx, id);
+        if (!before) throw notFound(id);
+        const at = now();
+        const d = decide(snapshotOf(before), { type: "COMPLETE" }, at);
+        if (d.kind === "refused") refuse(d);
+        const files = await filesOfJob(tx, id);
+        const { renamed, failed } = await storage.commit(files.filter((f) => !f.completed));
+        if (renamed.length) await markFilesCompleted(tx, renamed);
+        if (failed.length) return { failed, job: before, warnings: [] as string[] };
+        const after = await updateJob(tx, before, { ...patchToData(d.kind === "transition" ? d.patch : {}), modifiedAt: at });
+        await appendEvents(tx, [
+          {
+            job: after,
+            kind: "STATE_CHANGED",
+            previousState: before.state,
+            actor: actor.user,
+            details: { filesCompleted: renamed.length, ...(d.kind === "transition" && d.warning ? { warning: d.warning } : {}) },
+          },
+        ]);
+        return { failed, job: after, warnings: d.kind === "transition" && d.warning ? [d.warning] : [] };
+      });
+      if (outcome.failed.length) {
+        const first = outcome.failed[0]!;
+        throw new DomainError(
+          "FILE_RENAME_FAILED",
+          `${outcome.failed.length} file(s) could not be moved to their final path (first: ${first.error}); fix the destination and call completeJob again`,
+        );
+      }
+      return { job: outcome.job, warnings: outcome.warnings };
+    },
+
+    async cancelJob(id: string, actor: Actor): Promise<CommandResult> {
+      const { after, decision } = await transact((tx) => transition(tx, id, { type: "CANCEL" }, actor));
+      const warnings: string[] = [];
+      if (decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")) {
+        const files = await prisma.file.findMany({ where: { jobId: id } });
+        const failures = await storage.deleteTemps(files);
+        if (failures) warnings.push("UNABLE_TO_DELETE_FILES");
+      }
+      return { job: after, warnings };
+    },
+
+    async updateJob(id: string, input: UpdateJobInput, actor: Actor): Promise<CommandResult> {
+      const data: Prisma.JobUpdateManyMutationInput = {};
+      const changed: string[] = [];
+      if (input.displayName != null) (data.displayName = validateDisplayName(input.displayName)), changed.push("displayName");
+      if (input.description != null) (data.description = validateDescription(input.description)), changed.push("description");
+      if (input.priority != null) (data.priority = input.priority), changed.push("priority");
+      if (input.minimumRetryDelay != null) (data.minimumRetryDelay = validateRetryDelay(input.minimumRetryDelay, floor)), changed.push("minimumRetryDelay");
+      if (input.noProgressTimeout != null) (data.noProgressTimeout = validateSeconds(input.noProgressTimeout, "noProgressTimeout")), changed.push("noProgressTimeout");
+      if (input.maximumDownloadTime != null) (data.maximumDownloadTime = validateSeconds(input.maximumDownloadTime, "maximumDownloadTime")), changed.push("maximumDownloadTime");
+      const job = await transact(async (tx) => {
+        const before = await lockJob(tx, id);
+        if (!before) throw notFound(id);
+        const at = now();
+        const d = decide(snapshotOf(before), { type: "UPDATE" }, at);
+        if (d.kind === "refused") refuse(d);
+        if (changed.length === 0) return before;
+        const after = await updateJob(tx, before, { ...data, modifiedAt: at });
+        await appendEvents(tx, [{ job: after, kind: "PROPERTIES_CHANGED", previousState: before.state, actor: actor.user, details: { changed } }]);
+        return after;
+      });
+      return { job, warnings: [] };
+    },
+  };
+}
+
+export type Commands = ReturnType<typeof createCommands>;

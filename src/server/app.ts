@@ -1,0 +1,169 @@
+// buildApp: the HTTP server (graphql-yoga: queries, mutations, SSE subscriptions, GraphiQL) and the
+// graphql-ws WebSocket server on the same port and path, sharing one envelop setup, so masking,
+// context and plugins are identical on both transports.
+import http from "node:http";
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { createYoga } from "graphql-yoga";
+import { GraphQLError, type ExecutionArgs } from "graphql";
+import { WebSocketServer } from "ws";
+import { useServer } from "graphql-ws/use/ws";
+import { schema } from "../graphql/schema/index.js";
+import { createContext, type Context } from "../graphql/context.js";
+import { toApiError } from "../graphql/errors.js";
+import { createCommands, type Commands } from "../jobs/commands.js";
+import { EventFeed } from "../events/feed.js";
+import { FileStorage } from "../files/storage.js";
+import type { Database } from "../store/db.js";
+import type { Config } from "../config.js";
+import type { Logger } from "../logger.js";
+
+export interface AppDeps {
+  config: Pick<Config, "host" | "port" | "storageRoot" | "retryDelayFloorSeconds" | "maxFilesPerJob" | "graphiql">;
+  db: Database;
+  logger: Logger;
+  feedOptions?: ConstructorParameters<typeof EventFeed>[2];
+}
+
+export interface App {
+  /** Listens on config.host:config.port (port 0 = any free port); resolves to the base URL. */
+  start(): Promise<string>;
+  /** Closes sockets and stops the event feed; does not close the database. */
+  stop(): Promise<void>;
+  readonly url: string;
+  readonly commands: Commands;
+  readonly feed: EventFeed;
+  readonly server: http.Server;
+}
+
+export function buildApp(deps: AppDeps): App {
+  const { config, db, logger } = deps;
+  const storage = new FileStorage(config.storageRoot);
+  const feed = new EventFeed(db, logger, deps.feedOptions);
+  const commands = createCommands({
+    prisma: db.prisma,
+    storage,
+    afterCommit: () => feed.poke(),
+    logger,
+    limits: { retryDelayFloorSeconds: config.retryDelayFloorSeconds, maxFilesPerJob: config.maxFilesPerJob },
+  });
+  const contextDeps = { prisma: db.prisma, commands, feed };
+
+  const yoga = createYoga<{ req?: http.IncomingMessage }, Context>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    graphiql: config.graphiql ? { title: "haul", subscriptionsProtocol: "WS" } : false,
+    logging: {
+      debug: (...a) => logger.debug({ yoga: a.map(String) }, "yoga"),
+      info: (...a) => logger.info({ yoga: a.map(String) }, "yoga"),
+      warn: (...a) => logger.warn({ yoga: a.map(String) }, "yoga"),
+      error: (...a) => logger.error({ yoga: a.map(String) }, "yoga"),
+    },
+    context: () => createContext(contextDeps),
+    maskedErrors: {
+      maskError(error) {
+        if (!(error instanceof GraphQLError)) return internal(error);
+        if (!error.originalError) {
+          // Raised by graphql-js or yoga itself (parse, validation, variable coercion).
+          if (error.extensions?.code) return error;
+          return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code: "BAD_USER_INPUT" } });
+        }
+        const known = toApiError(error.originalError);
+        if (known) {
+          return new GraphQLError(known.message, { nodes: error.nodes, path: error.path, extensions: { ...known.extensions } });
+        }
+        return internal(error.originalError, error);
+      },
+    },
+  });
+
+  function internal(err: unknown, located?: GraphQLError): GraphQLError {
+    const correlationId = randomUUID();
+    logger.error({ err, correlationId }, "unexpected error in a GraphQL operation");
+    return new GraphQLError("Unexpected error.", {
+      nodes: located?.nodes,
+      path: located?.path,
+      extensions: { code: "INTERNAL", correlationId },
+    });
+  }
+
+  const server = http.createServer((req, res) => {
+    if (req.url === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    if (req.url === "/") {
+      res.writeHead(302, { location: "/graphql" }).end();
+      return;
+    }
+    void yoga.handle(req, res);
+  });
+
+  const wss = new WebSocketServer({ server, path: "/graphql" });
+  const wsServer = useServer<Record<string, unknown>, { request: http.IncomingMessage; socket: unknown }>(
+    {
+      execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
+      subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        });
+        let document;
+        try {
+          document = parse(params.query);
+        } catch (err) {
+          // A syntax error answers this subscription with an error message; the socket stays open.
+          return [err instanceof GraphQLError ? err : new GraphQLError(String(err))];
+        }
+        const errors = validate(s, document);
+        if (errors.length) return errors;
+        return {
+          schema: s,
+          operationName: params.operationName,
+          document,
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+      },
+    },
+    wss,
+    15_000, // keep-alive ping interval (ms)
+  );
+
+  let url = "";
+  return {
+    get url() {
+      return url;
+    },
+    commands,
+    feed,
+    server,
+    async start() {
+      await feed.start();
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(config.port, config.host, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      const addr = server.address() as AddressInfo;
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      url = `http://${host}:${addr.port}`;
+      return url;
+    },
+    async stop() {
+      await feed.stop();
+      await Promise.resolve(wsServer.dispose()).catch(() => {});
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,181 @@
+// Opens the database: real PostgreSQL through @prisma/adapter-pg when DATABASE_URL is set, otherwise
+// embedded PGlite (Postgres compiled to WebAssembly, in-process) in the data directory through
+// pglite-prisma-adapter. Same Prisma client, same migrations, same SQL on both.
+import fs from "node:fs";
+import path from "node:path";
+import pg from "pg";
+import { PGlite } from "@electric-sql/pglite";
+import { PrismaPGlite } from "pglite-prisma-adapter";
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../generated/prisma/client.js";
+import { applyMigrations } from "./migrations.js";
+import type { Logger } from "../logger.js";
+
+export type { PrismaClient };
+
+export interface Database {
+  kind: "postgres" | "pglite";
+  prisma: PrismaClient;
+  /** Calls `onNotify` for every NOTIFY on `channel`, from any process. Returns an unsubscribe. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  databaseUrl: string | null;
+  dataDir: string;
+  poolSize?: number;
+  migrate?: boolean;
+  logger?: Logger;
+  /** Called with every SQL statement Prisma sends (tests count them). */
+  onQuery?: (sql: string) => void;
+}
+
+/** Serialises migrations between processes sharing one Postgres. */
+const MIGRATION_LOCK_KEY = 0x6861756c; // "haul"
+
+export async function openDatabase(opts: OpenOptions): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPGlite(opts.dataDir, opts);
+}
+
+function makeClient(adapter: PrismaPg | PrismaPGlite, onQuery?: (sql: string) => void): PrismaClient {
+  if (!onQuery) return new PrismaClient({ adapter });
+  const client = new PrismaClient({ adapter, log: [{ emit: "event", level: "query" }] });
+  client.$on("query", (e) => onQuery(e.query));
+  return client;
+}
+
+async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
+  if (opts.migrate !== false) await migratePostgres(url, opts.logger);
+  const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
+  pool.on("error", (err) => opts.logger?.warn({ err }, "idle Postgres connection failed"));
+  const prisma = makeClient(new PrismaPg(pool), opts.onQuery);
+  const listeners: pg.Client[] = [];
+  return {
+    kind: "postgres",
+    prisma,
+    async listen(channel, onNotify) {
+      // A dedicated connection per channel, reconnected when it drops. A NOTIFY is only a hint (the
+      // reader catches up from the event table), so what is lost while reconnecting costs nothing:
+      // `onNotify("")` after a reconnect makes the reader look.
+      let client: pg.Client | null = null;
+      let closed = false;
+      const connect = async (): Promise<void> => {
+        const c = new pg.Client({ connectionString: url });
+        c.on("notification", (n) => {
+          if (n.channel === channel) onNotify(n.payload ?? "");
+        });
+        c.on("error", (err) => {
+          opts.logger?.warn({ err }, "LISTEN connection lost; reconnecting");
+          void c.end().catch(() => {});
+          if (!closed) setTimeout(() => void connect().then(() => onNotify("")).catch(() => {}), 500).unref();
+        });
+        await c.connect();
+        await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+        client = c;
+        listeners.push(c);
+      };
+      await connect();
+      return async () => {
+        closed = true;
+        await client?.end().catch(() => {});
+      };
+    },
+    async close() {
+      await Promise.all(listeners.map((c) => c.end().catch(() => {})));
+      await prisma.$disconnect();
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+export async function migratePostgres(url: string, logger?: Logger): Promise<string[]> {
+  const lock = new pg.Client({ connectionString: url });
+  await lock.connect();
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    await lock.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    const applied = await applyMigrations(new PrismaPg(pool));
+    if (applied.length) logger?.info({ applied }, "migrations applied");
+    return applied;
+  } finally {
+    await lock.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => {});
+    await lock.end().catch(() => {});
+    await pool.end().catch(() => {});
+  }
+}
+
+/**
+ * PGlite does not lock its directory, and two processes writing one would corrupt it, so haul takes a
+ * lock file (`<data dir>/haul.lock`, holding the pid). A lock left by a process that no longer runs
+ * (kill -9) is taken over.
+ */
+function takeDirLock(dataDir: string): () => void {
+  const lockPath = path.join(dataDir, "haul.lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = fs.openSync(lockPath, "wx", 0o600);
+      fs.writeSync(fd, String(process.pid));
+      fs.closeSync(fd);
+      return () => {
+        try {
+          if (fs.readFileSync(lockPath, "utf8").trim() === String(process.pid)) fs.unlinkSync(lockPath);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const pid = Number(fs.readFileSync(lockPath, "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new Error(
+          `the data directory ${dataDir} is in use by process ${pid} (lock file ${lockPath}). ` +
+            `Stop that process, or set HAUL_DATA_DIR to another directory, or DATABASE_URL to share a Postgres server.`,
+        );
+      }
+      fs.rmSync(lockPath, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not take the lock file in ${dataDir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function openPGlite(dataDir: string, opts: OpenOptions): Promise<Database> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const release = takeDirLock(dataDir);
+  let pglite: PGlite | undefined;
+  try {
+    pglite = new PGlite(path.join(dataDir, "pglite"));
+    await pglite.waitReady;
+    // Always migrate: nobody else can reach this database to do it.
+    const applied = await applyMigrations(new PrismaPGlite(pglite));
+    if (applied.length) opts.logger?.info({ applied }, "migrations applied");
+  } catch (err) {
+    await pglite?.close().catch(() => {});
+    release();
+    throw err;
+  }
+  const db = pglite;
+  const prisma = makeClient(new PrismaPGlite(db), opts.onQuery);
+  return {
+    kind: "pglite",
+    prisma,
+    async listen(channel, onNotify) {
+      const unsub = await db.listen(channel, (payload) => onNotify(payload));
+      return async () => unsub();
+    },
+    async close() {
+      await prisma.$disconnect();
+      await db.close();
+      release();
+    },
+  };
+}

@@ -1,0 +1,121 @@
+// The JobEvent log: append-only, one row per thing that happened to a job, with a sequence number
+// that is strictly increasing in COMMIT order. That last property is what lets a subscriber resume
+// from a cursor with no gap: a reader that has seen seq N can never later find a committed event
+// below N.
+//
+// How: a plain BIGSERIAL hands out numbers at INSERT time, so two overlapping transactions may commit
+// in the other order (seq 11 visible before seq 10), and a reader that saw 11 would skip 10 forever.
+// Every writer therefore takes one transaction-scoped advisory lock just before it inserts events
+// and holds it until COMMIT. Postgres makes a commit visible before it releases the transaction's
+// locks, so when the next writer draws its number, every smaller number is already visible (or was
+// rolled back, which leaves a harmless hole). The lock is held only for the tail of a transaction
+// (insert events, notify, commit); several jobs' events are written under one lock when batched.
+import type { Prisma, Job, JobEvent } from "../generated/prisma/client.js";
+import type { JobEventKind, JobState, ErrorContext } from "../generated/prisma/enums.js";
+
+export type Tx = Prisma.TransactionClient;
+
+/** NOTIFY channel: payload is the highest seq just committed. Only a hint: readers query the table. */
+export const EVENTS_CHANNEL = "haul_job_events";
+const EVENT_APPEND_LOCK = 0x68617576; // "hauv"
+
+export interface NewEvent {
+  job: Job; // the row as written by this transaction: stored as the event's snapshot
+  kind: JobEventKind;
+  previousState: JobState | null;
+  actor: string | null;
+  details?: Record<string, unknown>;
+}
+
+/** Appends events (in the given order) inside the caller's transaction; returns them with their seq. */
+export async function appendEvents(tx: Tx, events: readonly NewEvent[]): Promise<JobEvent[]> {
+  if (events.length === 0) return [];
+  await tx.$executeRaw`SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`;
+  const rows = await tx.jobEvent.createManyAndReturn({
+    data: events.map((e) => ({
+      jobId: e.job.id,
+      owner: e.job.owner,
+      kind: e.kind,
+      previousState: e.previousState,
+      state: e.job.state,
+      at: e.job.modifiedAt,
+      actor: e.actor,
+      errorContext: e.job.errorContext,
+      errorCode: e.job.errorCode,
+      errorMessage: e.job.errorMessage,
+      errorFileId: e.job.errorFileId,
+      errorHttpStatus: e.job.errorHttpStatus,
+      data: { ...(e.details ?? {}), job: snapshotJob(e.job) } as Prisma.InputJsonValue,
+    })),
+  });
+  rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
+  const last = rows[rows.length - 1]!.seq;
+  // Delivered to listeners only if and when the transaction commits.
+  await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${last.toString()})`;
+  return rows;
+}
+
+export interface EventQuery {
+  after: bigint;
+  jobId?: string;
+  kinds?: readonly JobEventKind[];
+  owner?: string;
+  limit: number;
+}
+
+/** Events after a cursor, in seq order. */
+export function readEvents(db: Tx, q: EventQuery): Promise<JobEvent[]> {
+  return db.jobEvent.findMany({
+    where: {
+      seq: { gt: q.after },
+      ...(q.jobId ? { jobId: q.jobId } : {}),
+      ...(q.kinds ? { kind: { in: [...q.kinds] } } : {}),
+      ...(q.owner ? { owner: q.owner } : {}),
+    },
+    orderBy: { seq: "asc" },
+    take: q.limit,
+  });
+}
+
+export async function lastSeq(db: Tx): Promise<bigint> {
+  const row = await db.jobEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true } });
+  return row?.seq ?? 0n;
+}
+
+// ---- the job snapshot stored with each event -------------------------------------------------
+// The event carries the job as that transaction wrote it, so `JobStateChange.job` shows the job at
+// that transition (not whatever it is when the subscriber happens to read), and pushing an event to
+// thousands of subscribers needs no further query.
+
+type JobSnapshot = Record<string, string | number | boolean | null>;
+
+const BIGINT_FIELDS = ["bytesTotal", "bytesTransferred"] as const;
+const DATE_FIELDS = ["retryAt", "noProgressSince", "activeSince", "createdAt", "modifiedAt", "transferCompletedAt"] as const;
+
+export function snapshotJob(job: Job): JobSnapshot {
+  const out: JobSnapshot = {};
+  for (const [k, v] of Object.entries(job)) {
+    if (typeof v === "bigint") out[k] = v.toString();
+    else if (v instanceof Date) out[k] = v.toISOString();
+    else if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+  }
+  return out;
+}
+
+export function restoreJob(snapshot: unknown): Job | null {
+  if (!snapshot || typeof snapshot !== "object") return null;
+  const s = snapshot as Record<string, unknown>;
+  const job = { ...s } as Record<string, unknown>;
+  for (const k of BIGINT_FIELDS) job[k] = s[k] === null || s[k] === undefined ? null : BigInt(s[k] as string);
+  for (const k of DATE_FIELDS) job[k] = s[k] === null || s[k] === undefined ? null : new Date(s[k] as string);
+  if (job.bytesTransferred === null) job.bytesTransferred = 0n;
+  return job as unknown as Job;
+}
+
+/** The job as it was right after `event` committed. */
+export function jobAtEvent(event: JobEvent): Job | null {
+  const data = event.data as Record<string, unknown> | null;
+  return restoreJob(data?.job);
+}
+
+export type { JobEvent, JobEventKind, JobState, ErrorContext };
