@@ -69,6 +69,12 @@ export function buildApp(deps: AppDeps): App {
           if (error.extensions?.code) return error;
           return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code: "BAD_USER_INPUT" } });
         }
+        if (error.originalError instanceof GraphQLError) {
+          // An argument or variable failed to parse (an enum value, one of our scalars): keep the
+          // outer message, which names the variable, and the inner code if it has one.
+          const code = error.originalError.extensions?.code ?? "BAD_USER_INPUT";
+          return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code } });
+        }
         const known = toApiError(error.originalError);
         if (known) {
           return new GraphQLError(known.message, { nodes: error.nodes, path: error.path, extensions: { ...known.extensions } });
