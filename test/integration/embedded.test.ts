@@ -1,0 +1,145 @@
+// The embedded default: `npm start` with no DATABASE_URL runs on PGlite in HAUL_DATA_DIR. Real child
+// processes, as a new user would run them.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { ok } from "../helpers/server.js";
+
+const root = path.resolve(import.meta.dirname, "../..");
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startHaul(env: Record<string, string>): Proc {
+  const cleanEnv = { ...process.env };
+  delete cleanEnv.DATABASE_URL;
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: root,
+    env: { ...cleanEnv, HAUL_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitHealthy(url: string, proc: Proc, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`haul exited early: ${proc.output()}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`haul did not become healthy: ${proc.output()}`);
+}
+
+async function stop(proc: Proc): Promise<number | null> {
+  if (proc.child.exitCode !== null) return proc.child.exitCode;
+  proc.child.kill("SIGTERM");
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), 10_000);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  return code;
+}
+
+test("embedded PGlite: migrates at first start, persists across restarts, locks its directory", async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-embedded-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = { HAUL_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" };
+  let first: Proc | undefined;
+  let again: Proc | undefined;
+  try {
+    first = startHaul(env);
+    await waitHealthy(url, first);
+    assert.match(first.output(), /migrations applied/);
+    assert.match(first.output(), /embedded PGlite/);
+
+    // GraphiQL loads in a browser.
+    const page = await fetch(`${url}/graphql`, { headers: { accept: "text/html" } });
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /graphiql/i);
+
+    const created = await ok(
+      `${url}/graphql`,
+      `mutation { createJob(input: { displayName: "persisted", files: [{ remoteUrl: "http://127.0.0.1:9/a", localPath: "a.bin" }] }) { job { id state } } }`,
+    );
+    const id = created.createJob.job.id;
+    assert.equal((await ok(`${url}/graphql`, `mutation($id: ID!) { resumeJob(id: $id) { job { state } } }`, { id })).resumeJob.job.state, "QUEUED");
+
+    // A second process on the same directory is refused with a message that says why.
+    const port2 = await freePort();
+    const intruder = startHaul({ ...env, PORT: String(port2) });
+    const code = await Promise.race([intruder.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 30_000))]);
+    if (code === "timeout") intruder.child.kill("SIGKILL");
+    assert.notEqual(code, 0);
+    assert.match(intruder.output(), /in use by process \d+/);
+
+    assert.equal(await stop(first), 0, first.output());
+    assert.ok(!fs.existsSync(path.join(dataDir, "haul.lock")), "the lock file is removed on a clean stop");
+
+    again = startHaul(env);
+    await waitHealthy(url, again);
+    assert.doesNotMatch(again.output(), /migrations applied/, "nothing left to migrate");
+    const job = await ok(`${url}/graphql`, `query($id: ID!) { job(id: $id) { displayName state } }`, { id });
+    assert.deepEqual(job.job, { displayName: "persisted", state: "QUEUED" });
+  } finally {
+    if (first) await stop(first);
+    if (again) await stop(again);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("a lock left by a killed process is taken over", async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-embedded-"));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let p: Proc | undefined;
+  try {
+    fs.writeFileSync(path.join(dataDir, "haul.lock"), "999999999"); // no such process
+    p = startHaul({ HAUL_DATA_DIR: dataDir, PORT: String(port) });
+    await waitHealthy(url, p);
+  } finally {
+    if (p) await stop(p);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("a bad configuration value stops start-up with a message naming the variable", async () => {
+  for (const [name, value] of [
+    ["PORT", "eighty"],
+    ["PORT", "70000"],
+    ["DATABASE_URL", "mysql://localhost/x"],
+    ["HAUL_LOG_LEVEL", "loud"],
+  ] as const) {
+    const p = startHaul({ [name]: value, HAUL_DATA_DIR: path.join(os.tmpdir(), "haul-never-created") });
+    const code = await p.exited;
+    assert.equal(code, 2, p.output());
+    assert.match(p.output(), new RegExp(`bad configuration: ${name}:`));
+  }
+});
