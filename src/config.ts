@@ -20,6 +20,16 @@ export interface Config {
   /** GraphiQL in the browser at /graphql. */
   graphiql: boolean;
   logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  /** Run the transfer worker in this process (HAUL_WORKER=off: API only). */
+  worker: boolean;
+  maxTransfers: number;
+  leaseSeconds: number;
+  /** Global bandwidth cap in bytes/s (null: none). */
+  maxBytesPerSecond: number | null;
+  /** No byte received for this long: the attempt fails (transient). */
+  stallSeconds: number;
+  /** BITS JobInactivityTimeout: unfinished jobs untouched this long are cancelled. */
+  inactivitySeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -91,5 +101,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     migrateOnStart: bool(env, "HAUL_MIGRATE_ON_START", true),
     graphiql: bool(env, "HAUL_GRAPHIQL", true),
     logLevel,
+    worker: bool(env, "HAUL_WORKER", true),
+    maxTransfers: int(env, "HAUL_MAX_TRANSFERS", 8, 1, 1000),
+    leaseSeconds: int(env, "HAUL_LEASE_SECONDS", 30, 2, 3600),
+    maxBytesPerSecond: int(env, "HAUL_MAX_BYTES_PER_SECOND", 0, 0, 2 ** 50) || null,
+    stallSeconds: int(env, "HAUL_STALL_SECONDS", 60, 1, 86_400),
+    inactivitySeconds: int(env, "HAUL_INACTIVITY_SECONDS", 7_776_000, 60, 2 ** 31 - 1),
   };
 }

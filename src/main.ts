@@ -2,7 +2,7 @@
 import { loadConfig, ConfigError } from "./config.js";
 import { createLogger } from "./logger.js";
 import { openDatabase } from "./store/db.js";
-import { buildApp } from "./server/app.js";
+import { buildApp, workerOptions } from "./server/app.js";
 
 async function main(): Promise<void> {
   let config;
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
     migrate: config.migrateOnStart,
     logger,
   });
-  const app = buildApp({ config, db, logger });
+  const app = buildApp({ config, db, logger, worker: workerOptions(config) });
   const url = await app.start();
   logger.info(
     { url: `${url}/graphql`, database: db.kind === "pglite" ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL", storageRoot: config.storageRoot },

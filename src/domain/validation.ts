@@ -7,6 +7,18 @@ import { DEFAULTS, clampRetryDelay } from "./job-state.js";
 export interface FileSpec {
   remoteUrl: string;
   localPath: string;
+  /** expected SHA-256 of the content, hex */
+  sha256?: string | null;
+}
+
+export interface HttpHeader {
+  name: string;
+  value: string;
+}
+
+export interface Credentials {
+  username: string;
+  password: string;
 }
 
 const MAX_LOCAL_PATH = 1024;
@@ -73,7 +85,8 @@ export function validateFiles(files: readonly FileSpec[], existingLocalPaths: It
     const localPath = validateLocalPath(f.localPath, `files[${i}].localPath`);
     if (seen.has(localPath)) bad(`files[${i}].localPath ${JSON.stringify(localPath)} is already a destination in this job`);
     seen.add(localPath);
-    return { remoteUrl, localPath };
+    const sha256 = f.sha256 == null ? null : validateSha256(f.sha256, `files[${i}].sha256`);
+    return { remoteUrl, localPath, sha256 };
   });
 }
 
@@ -85,5 +98,39 @@ export function validateRetryDelay(v: number, floor: number): number {
 
 export function validateSeconds(v: number, field: string): number {
   if (!Number.isInteger(v) || v < 0) bad(`${field} must be a whole number of seconds, 0 or more`);
+  return v;
+}
+
+export function validateSha256(v: string, field = "sha256"): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) bad(`${field} must be 64 hexadecimal characters (a SHA-256 digest)`);
+  return v.toLowerCase();
+}
+
+/** Headers the transfer itself manages; a job may not set them. */
+const RESERVED_HEADERS = new Set(["host", "content-length", "range", "if-range", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect"]);
+
+export function validateHeaders(headers: readonly HttpHeader[]): HttpHeader[] {
+  if (headers.length > 50) bad("at most 50 custom headers per job");
+  return headers.map((h, i) => {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/.test(h.name)) bad(`httpHeaders[${i}].name is not a valid header name`);
+    if (RESERVED_HEADERS.has(h.name.toLowerCase())) bad(`httpHeaders[${i}]: ${h.name} is managed by haul and cannot be set`);
+    if (/[\r\n\0]/.test(h.value) || h.value.length > 8192) bad(`httpHeaders[${i}].value must be at most 8,192 characters with no line breaks`);
+    return { name: h.name, value: h.value };
+  });
+}
+
+export function validateCredentials(c: Credentials): Credentials {
+  if (c.username.length === 0 || c.username.length > 256 || c.username.includes(":") || /[\r\n\0]/.test(c.username)) {
+    bad("credentials.username must be 1 to 256 characters, without ':' or line breaks");
+  }
+  if (c.password.length > 1024 || /[\r\n\0]/.test(c.password)) bad("credentials.password must be at most 1,024 characters, without line breaks");
+  return { username: c.username, password: c.password };
+}
+
+/** bytes per second: null clears the limit; otherwise at least 1 KiB/s. */
+export function validateRate(v: bigint | null, field = "maxBytesPerSecond"): bigint | null {
+  if (v === null) return null;
+  if (v < 1024n) bad(`${field} must be at least 1024 bytes per second (or null for no limit)`);
+  if (v > 1n << 50n) bad(`${field} is too large`);
   return v;
 }

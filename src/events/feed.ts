@@ -16,6 +16,7 @@ import type { JobEvent, JobEventKind } from "../store/events.js";
 import { EVENTS_CHANNEL, lastSeq, readEvents, type Tx } from "../store/events.js";
 import type { Database } from "../store/db.js";
 import type { Logger } from "../logger.js";
+import { PROGRESS_CHANNEL, ProgressHub } from "./progress.js";
 
 export interface FeedOptions {
   /** Safety-net poll interval; NOTIFY and local pokes make delivery immediate. */
@@ -42,6 +43,9 @@ export class EventFeed {
   private again = false;
   private timer: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
+  private unlistenProgress: (() => Promise<void>) | null = null;
+  /** Progress notifications from every process (see progress.ts). */
+  readonly progress = new ProgressHub();
   private stopped = false;
   readonly pageSize: number;
   readonly maxQueue: number;
@@ -71,6 +75,7 @@ export class EventFeed {
   async start(): Promise<void> {
     this.last = await lastSeq(this.db.prisma);
     this.unlisten = await this.db.listen(EVENTS_CHANNEL, () => this.poke());
+    this.unlistenProgress = await this.db.listen(PROGRESS_CHANNEL, (payload) => this.progress.publish(payload));
     this.timer = setInterval(() => this.poke(), this.opts.pollIntervalMs ?? 1000);
     this.timer.unref();
   }
@@ -79,6 +84,7 @@ export class EventFeed {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.unlisten?.();
+    await this.unlistenProgress?.();
     for (const s of [...this.subs]) s.close();
     await this.reading?.catch(() => {});
   }

@@ -7,17 +7,23 @@
 //      other processes only if it commits).
 // Concurrent calls on one job queue on the row lock, so none is lost and every event is logged.
 import { randomUUID } from "node:crypto";
-import type { Prisma, Job } from "../generated/prisma/client.js";
+import { Prisma, type Job } from "../generated/prisma/client.js";
+import { notFound, patchToData, refuse, snapshotOf } from "./transition.js";
 import type { JobPriority, JobType } from "../generated/prisma/enums.js";
 import { DomainError } from "../domain/errors.js";
-import { decide, DEFAULTS, type Decision, type JobEvent as DomainEvent, type JobPatch, type JobSnapshot } from "../domain/job-state.js";
+import { decide, DEFAULTS, type Decision, type JobEvent as DomainEvent } from "../domain/job-state.js";
 import {
   validateDescription,
   validateDisplayName,
   validateFiles,
   validateRetryDelay,
   validateSeconds,
+  validateHeaders,
+  validateCredentials,
+  validateRate,
   type FileSpec,
+  type HttpHeader,
+  type Credentials,
 } from "../domain/validation.js";
 import { appendEvents, type Tx } from "../store/events.js";
 import { filesOfJob, insertFiles, insertJob, lockJob, markFilesCompleted, updateJob } from "../store/jobs.js";
@@ -43,6 +49,9 @@ export interface CreateJobInput {
   minimumRetryDelay?: number | null;
   noProgressTimeout?: number | null;
   maximumDownloadTime?: number | null;
+  maxBytesPerSecond?: bigint | null;
+  httpHeaders?: HttpHeader[] | null;
+  credentials?: Credentials | null;
   files?: FileSpec[] | null;
 }
 
@@ -53,6 +62,13 @@ export interface UpdateJobInput {
   minimumRetryDelay?: number | null;
   noProgressTimeout?: number | null;
   maximumDownloadTime?: number | null;
+  /** bytes/s; 0 clears the limit */
+  maxBytesPerSecond?: bigint | null;
+  /** replaces the custom headers ([] clears them) */
+  httpHeaders?: HttpHeader[] | null;
+  /** replaces the credentials; clearCredentials removes them */
+  credentials?: Credentials | null;
+  clearCredentials?: boolean | null;
 }
 
 export interface CommandResult {
@@ -64,58 +80,6 @@ export interface CommandResult {
 /** Who is calling: recorded on every event. */
 export interface Actor {
   user: string;
-}
-
-function notFound(id: string): DomainError {
-  return new DomainError("NOT_FOUND", `no job with id ${id}`);
-}
-
-function snapshotOf(job: Job): JobSnapshot {
-  return {
-    state: job.state,
-    type: job.type,
-    filesTotal: job.filesTotal,
-    filesTransferred: job.filesTransferred,
-    errorCount: job.errorCount,
-    minimumRetryDelay: job.minimumRetryDelay,
-    noProgressTimeout: job.noProgressTimeout,
-    noProgressSince: job.noProgressSince,
-    retryAt: job.retryAt,
-    activeSince: job.activeSince,
-    maximumDownloadTime: job.maximumDownloadTime,
-    error: job.errorCode
-      ? {
-          context: job.errorContext ?? "UNKNOWN",
-          code: job.errorCode,
-          message: job.errorMessage ?? "",
-          fileId: job.errorFileId,
-          httpStatus: job.errorHttpStatus,
-        }
-      : null,
-  };
-}
-
-/** The state machine's patch as column values. */
-function patchToData(patch: JobPatch): Prisma.JobUpdateManyMutationInput {
-  const data: Prisma.JobUpdateManyMutationInput = {};
-  if (patch.state !== undefined) data.state = patch.state;
-  if (patch.errorCount !== undefined) data.errorCount = patch.errorCount;
-  if (patch.retryAt !== undefined) data.retryAt = patch.retryAt;
-  if (patch.noProgressSince !== undefined) data.noProgressSince = patch.noProgressSince;
-  if (patch.activeSince !== undefined) data.activeSince = patch.activeSince;
-  if (patch.transferCompletedAt !== undefined) data.transferCompletedAt = patch.transferCompletedAt;
-  if (patch.error !== undefined) {
-    data.errorContext = patch.error?.context ?? null;
-    data.errorCode = patch.error?.code ?? null;
-    data.errorMessage = patch.error?.message ?? null;
-    data.errorFileId = patch.error?.fileId ?? null;
-    data.errorHttpStatus = patch.error?.httpStatus ?? null;
-  }
-  return data;
-}
-
-function refuse(d: Extract<Decision, { kind: "refused" }>): never {
-  throw new DomainError(d.code, d.message);
 }
 
 export function createCommands(deps: CommandDeps) {
@@ -179,6 +143,9 @@ export function createCommands(deps: CommandDeps) {
           minimumRetryDelay: validateRetryDelay(input.minimumRetryDelay ?? DEFAULTS.minimumRetryDelaySeconds, floor),
           noProgressTimeout: validateSeconds(input.noProgressTimeout ?? DEFAULTS.noProgressTimeoutSeconds, "noProgressTimeout"),
           maximumDownloadTime: validateSeconds(input.maximumDownloadTime ?? DEFAULTS.maximumDownloadTimeSeconds, "maximumDownloadTime"),
+          maxBytesPerSecond: validateRate(input.maxBytesPerSecond ?? null),
+          httpHeaders: input.httpHeaders?.length ? (validateHeaders(input.httpHeaders) as unknown as Prisma.InputJsonValue) : undefined,
+          httpCredentials: input.credentials ? (validateCredentials(input.credentials) as unknown as Prisma.InputJsonValue) : undefined,
           filesTotal: files.length,
           bytesTotal: files.length ? null : 0n,
           createdAt: at,
@@ -186,7 +153,7 @@ export function createCommands(deps: CommandDeps) {
         });
         await insertFiles(
           tx,
-          files.map((f, i) => ({ id: randomUUID(), jobId: id, position: i, remoteUrl: f.remoteUrl, localPath: f.localPath, createdAt: at })),
+          files.map((f, i) => ({ id: randomUUID(), jobId: id, position: i, remoteUrl: f.remoteUrl, localPath: f.localPath, sha256: f.sha256 ?? null, createdAt: at })),
         );
         await appendEvents(tx, [{ job: row, kind: "CREATED", previousState: null, actor: actor.user, details: { files: files.length } }]);
         return row;
@@ -208,7 +175,15 @@ export function createCommands(deps: CommandDeps) {
         const files = validateFiles(specs, existing.map((f) => f.localPath)); // all or nothing, as AddFileSet
         await insertFiles(
           tx,
-          files.map((f, i) => ({ id: randomUUID(), jobId, position: before.filesTotal + i, remoteUrl: f.remoteUrl, localPath: f.localPath, createdAt: at })),
+          files.map((f, i) => ({
+            id: randomUUID(),
+            jobId,
+            position: before.filesTotal + i,
+            remoteUrl: f.remoteUrl,
+            localPath: f.localPath,
+            sha256: f.sha256 ?? null,
+            createdAt: at,
+          })),
         );
         const after = await updateJob(tx, before, {
           ...patchToData(d.patch),
@@ -290,6 +265,18 @@ export function createCommands(deps: CommandDeps) {
       if (input.minimumRetryDelay != null) (data.minimumRetryDelay = validateRetryDelay(input.minimumRetryDelay, floor)), changed.push("minimumRetryDelay");
       if (input.noProgressTimeout != null) (data.noProgressTimeout = validateSeconds(input.noProgressTimeout, "noProgressTimeout")), changed.push("noProgressTimeout");
       if (input.maximumDownloadTime != null) (data.maximumDownloadTime = validateSeconds(input.maximumDownloadTime, "maximumDownloadTime")), changed.push("maximumDownloadTime");
+      if (input.maxBytesPerSecond != null) {
+        data.maxBytesPerSecond = input.maxBytesPerSecond === 0n ? null : validateRate(input.maxBytesPerSecond);
+        changed.push("maxBytesPerSecond");
+      }
+      // Secrets: recorded as changed by name only, never by value.
+      if (input.httpHeaders != null) {
+        const h = validateHeaders(input.httpHeaders);
+        data.httpHeaders = h.length ? (h as unknown as Prisma.InputJsonValue) : Prisma.DbNull;
+        changed.push("httpHeaders");
+      }
+      if (input.credentials != null) (data.httpCredentials = validateCredentials(input.credentials) as unknown as Prisma.InputJsonValue), changed.push("credentials");
+      else if (input.clearCredentials) (data.httpCredentials = Prisma.DbNull), changed.push("credentials");
       const job = await transact(async (tx) => {
         const before = await lockJob(tx, id);
         if (!before) throw notFound(id);

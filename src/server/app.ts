@@ -17,12 +17,31 @@ import { FileStorage } from "../files/storage.js";
 import type { Database } from "../store/db.js";
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
+import { createReports } from "../jobs/reports.js";
+import { Worker, type WorkerOptions } from "../worker/worker.js";
 
 export interface AppDeps {
   config: Pick<Config, "host" | "port" | "storageRoot" | "retryDelayFloorSeconds" | "maxFilesPerJob" | "graphiql">;
   db: Database;
   logger: Logger;
   feedOptions?: ConstructorParameters<typeof EventFeed>[2];
+  /** Run the transfer worker in this process; false = API only. */
+  worker?: WorkerOptions | false;
+}
+
+/** The worker options from the configuration. */
+export function workerOptions(config: Config): WorkerOptions | false {
+  if (!config.worker) return false;
+  return {
+    maxTransfers: config.maxTransfers,
+    leaseSeconds: config.leaseSeconds,
+    maxBytesPerSecond: config.maxBytesPerSecond,
+    stallSeconds: config.stallSeconds,
+    inactivitySeconds: config.inactivitySeconds,
+    sweepSeconds: 5,
+    progressIntervalMs: 500,
+    maxRedirects: 10,
+  };
 }
 
 export interface App {
@@ -34,6 +53,7 @@ export interface App {
   readonly commands: Commands;
   readonly feed: EventFeed;
   readonly server: http.Server;
+  readonly worker: Worker | null;
 }
 
 export function buildApp(deps: AppDeps): App {
@@ -48,6 +68,15 @@ export function buildApp(deps: AppDeps): App {
     limits: { retryDelayFloorSeconds: config.retryDelayFloorSeconds, maxFilesPerJob: config.maxFilesPerJob },
   });
   const contextDeps = { prisma: db.prisma, commands, feed };
+  const worker = deps.worker
+    ? new Worker({
+        reports: createReports({ prisma: db.prisma, afterCommit: () => feed.poke() }),
+        feed,
+        storage,
+        logger,
+        options: deps.worker,
+      })
+    : null;
 
   const yoga = createYoga<{ req?: http.IncomingMessage }, Context>({
     schema,
@@ -149,8 +178,10 @@ export function buildApp(deps: AppDeps): App {
     commands,
     feed,
     server,
+    worker,
     async start() {
       await feed.start();
+      worker?.start();
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
         server.listen(config.port, config.host, () => {
@@ -164,6 +195,7 @@ export function buildApp(deps: AppDeps): App {
       return url;
     },
     async stop() {
+      await worker?.stop();
       await feed.stop();
       await Promise.resolve(wsServer.dispose()).catch(() => {});
       for (const c of wss.clients) c.terminate();

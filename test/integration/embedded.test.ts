@@ -7,7 +7,9 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { createHash } from "node:crypto";
 import { ok } from "../helpers/server.js";
+import { startOrigin } from "../helpers/origin.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -74,6 +76,7 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
   const env = { HAUL_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" };
   let first: Proc | undefined;
   let again: Proc | undefined;
+  const origin = await startOrigin([{ path: "/data/a.bin", size: 300_000 }]);
   try {
     first = startHaul(env);
     await waitHealthy(url, first);
@@ -87,10 +90,20 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
 
     const created = await ok(
       `${url}/graphql`,
-      `mutation { createJob(input: { displayName: "persisted", files: [{ remoteUrl: "http://127.0.0.1:9/a", localPath: "a.bin" }] }) { job { id state } } }`,
+      `mutation($u: String!) { createJob(input: { displayName: "persisted", files: [{ remoteUrl: $u, localPath: "dl/a.bin" }] }) { job { id state } } }`,
+      { u: origin.urlFor("/data/a.bin") },
     );
     const id = created.createJob.job.id;
     assert.equal((await ok(`${url}/graphql`, `mutation($id: ID!) { resumeJob(id: $id) { job { state } } }`, { id })).resumeJob.job.state, "QUEUED");
+    // The worker downloads it.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const j = await ok(`${url}/graphql`, `query($id: ID!) { job(id: $id) { state error { code message } } }`, { id });
+      if (j.job.state === "TRANSFERRED") break;
+      assert.ok(Date.now() < deadline, `not transferred in time: ${JSON.stringify(j)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(!fs.existsSync(path.join(dataDir, "files/dl/a.bin")), "invisible until completeJob");
 
     // A second process on the same directory is refused with a message that says why.
     const port2 = await freePort();
@@ -106,9 +119,14 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
     again = startHaul(env);
     await waitHealthy(url, again);
     assert.doesNotMatch(again.output(), /migrations applied/, "nothing left to migrate");
-    const job = await ok(`${url}/graphql`, `query($id: ID!) { job(id: $id) { displayName state } }`, { id });
-    assert.deepEqual(job.job, { displayName: "persisted", state: "QUEUED" });
+    const job = await ok(`${url}/graphql`, `query($id: ID!) { job(id: $id) { displayName state progress { bytesTransferred } } }`, { id });
+    assert.deepEqual(job.job, { displayName: "persisted", state: "TRANSFERRED", progress: { bytesTransferred: "300000" } });
+    const done = await ok(`${url}/graphql`, `mutation($id: ID!) { completeJob(id: $id) { job { state } warnings } }`, { id });
+    assert.deepEqual(done.completeJob, { job: { state: "ACKNOWLEDGED" }, warnings: [] });
+    const bytes = fs.readFileSync(path.join(dataDir, "files/dl/a.bin"));
+    assert.equal(createHash("sha256").update(bytes).digest("hex"), origin.sha256Of("/data/a.bin"));
   } finally {
+    await origin.close();
     if (first) await stop(first);
     if (again) await stop(again);
     fs.rmSync(dataDir, { recursive: true, force: true });

@@ -13,7 +13,7 @@ export const STATE_KINDS: ReadonlySet<JobEventKind> = new Set(["CREATED", "STATE
 
 export function parseCursor(after: string | null | undefined): bigint | null {
   if (after === null || after === undefined) return null;
-  if (!/^\d{1,19}$/.test(after)) {
+  if (!/^\d{1,19}$/.test(after) || BigInt(after) > 9223372036854775807n) {
     throw new GraphQLError(`not a valid event cursor: ${JSON.stringify(after.slice(0, 40))}; use a cursor from a JobStateChange, or "0" for the whole history`, {
       extensions: { code: "BAD_USER_INPUT" },
     });

@@ -1,0 +1,88 @@
+// Progress: bytes moving are not state transitions, so they are not written to the JobEvent log
+// (a long download would flood it). The worker persists progress on the job and file rows at most
+// every 500 ms per job and at every file boundary, and in the same transaction sends a NOTIFY on
+// `haul_progress` carrying the new totals: delivered to every process only if the write commits.
+// Subscribers get the latest figures (droppable, like BITS's JobModification callbacks); the row
+// always holds the truth, and a new subscriber starts from it.
+export const PROGRESS_CHANNEL = "haul_progress";
+
+export interface ProgressMessage {
+  jobId: string;
+  owner: string;
+  state: string;
+  bytesTransferred: string;
+  bytesTotal: string | null;
+  filesTransferred: number;
+  filesTotal: number;
+  /** current rate over the last report interval */
+  bytesPerSecond: number;
+  at: string;
+}
+
+type Listener = (m: ProgressMessage) => void;
+
+/** In-process fan-out of progress notifications from every process. */
+export class ProgressHub {
+  private readonly listeners = new Set<Listener>();
+
+  get size(): number {
+    return this.listeners.size;
+  }
+
+  publish(payload: string): void {
+    let m: ProgressMessage;
+    try {
+      m = JSON.parse(payload) as ProgressMessage;
+    } catch {
+      return;
+    }
+    for (const l of this.listeners) l(m);
+  }
+
+  /** An async iterator of the progress of one job (or all), newest wins when the consumer is slow. */
+  subscribe(filter: { jobId?: string; owner?: string }): AsyncIterableIterator<ProgressMessage> & { close(): void } {
+    const pending = new Map<string, ProgressMessage>(); // per job: only the latest matters
+    let waiter: ((r: IteratorResult<ProgressMessage>) => void) | null = null;
+    let closed = false;
+    const listener: Listener = (m) => {
+      if (filter.jobId && m.jobId !== filter.jobId) return;
+      if (filter.owner !== undefined && m.owner !== filter.owner) return;
+      if (waiter) {
+        const w = waiter;
+        waiter = null;
+        w({ value: m, done: false });
+      } else {
+        pending.delete(m.jobId);
+        pending.set(m.jobId, m);
+      }
+    };
+    this.listeners.add(listener);
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.listeners.delete(listener);
+      waiter?.({ value: undefined, done: true });
+      waiter = null;
+    };
+    const it = {
+      next(): Promise<IteratorResult<ProgressMessage>> {
+        if (closed) return Promise.resolve({ value: undefined, done: true });
+        const first = pending.entries().next();
+        if (!first.done) {
+          pending.delete(first.value[0]);
+          return Promise.resolve({ value: first.value[1], done: false });
+        }
+        return new Promise((resolve) => (waiter = resolve));
+      },
+      return(): Promise<IteratorResult<ProgressMessage>> {
+        close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return it;
+      },
+      close,
+    };
+    return it as AsyncIterableIterator<ProgressMessage> & { close(): void };
+  }
+}

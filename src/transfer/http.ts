@@ -1,0 +1,339 @@
+// One file over HTTP(S), streamed to its temporary file, resumable at a byte offset.
+//
+// - Resume: `Range: bytes=<offset>-` with `If-Range: <ETag>` (a strong ETag, else Last-Modified).
+//   206 from the offset: append. 200 instead (the version changed, or the server ignores Range):
+//   truncate and start again from byte 0, so a file never mixes two versions. A server without
+//   range support therefore restarts from 0 on resume instead of failing (BITS fails there).
+// - No HEAD: the GET's headers give the size and validators, so servers that refuse HEAD (e.g.
+//   presigned S3 URLs) work.
+// - Redirects followed by hand (at most `maxRedirects`, http/https only); Authorization is dropped
+//   when a redirect leaves the origin.
+// - Durability: the bytes are fsync'ed (datasync) before an offset is reported to `checkpoint`, so
+//   the persisted offset never runs ahead of what is on disk; on open, the file is truncated back to
+//   the persisted offset (a crash may have left unacknowledged bytes after it).
+// - Memory: chunks are written as they arrive, with backpressure; nothing is buffered whole.
+import fs from "node:fs/promises";
+import path from "node:path";
+import http from "node:http";
+import https from "node:https";
+import { createHash, type Hash } from "node:crypto";
+import type { Failure } from "../domain/retry-policy.js";
+import { failureFromError } from "../domain/retry-policy.js";
+import { throttle, type TokenBucket } from "./throttle.js";
+
+export class TransferFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super(`transfer failed: ${failure.kind}`);
+    this.name = "TransferFailure";
+  }
+}
+
+export interface DownloadTarget {
+  url: string;
+  tempPath: string;
+  /** bytes already durable in the temporary file (the persisted offset) */
+  offset: bigint;
+  /** validators of the version the temporary file holds */
+  etag: string | null;
+  lastModified: string | null;
+  sha256: string | null;
+}
+
+export interface Checkpoint {
+  bytesTransferred: bigint;
+  bytesTotal: bigint | null;
+  etag: string | null;
+  lastModified: string | null;
+  finalUrl: string;
+  done: boolean;
+}
+
+export interface DownloadOptions {
+  signal: AbortSignal;
+  headers: Record<string, string>;
+  buckets: () => readonly (TokenBucket | null)[];
+  /** no byte for this long (connect, headers or body) -> a stall failure */
+  stallSeconds: number;
+  maxRedirects: number;
+  checkpointMs: number;
+  onConnected: () => Promise<void>;
+  /** Persist progress (the bytes it names are on disk). */
+  checkpoint: (c: Checkpoint) => Promise<void>;
+  /** Is this address allowed to be connected to? (SSRF guard; undefined: everything.) */
+  checkAddress?: (address: string) => boolean;
+}
+
+const agentOpts = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64 };
+const httpAgent = new http.Agent(agentOpts);
+const httpsAgent = new https.Agent(agentOpts);
+
+interface Response {
+  res: http.IncomingMessage;
+  url: URL;
+}
+
+function isStrongEtag(etag: string | null): etag is string {
+  return !!etag && !etag.startsWith("W/");
+}
+
+/** Sends one GET (following redirects); resolves with the final response, body unread. */
+async function get(start: URL, headers: Record<string, string>, o: DownloadOptions, stall: Stall): Promise<Response> {
+  let url = start;
+  let hdrs = { ...headers };
+  for (let hop = 0; ; hop++) {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const mod = url.protocol === "https:" ? https : http;
+      const req = mod.request(url, { method: "GET", headers: hdrs, agent: url.protocol === "https:" ? httpsAgent : httpAgent });
+      stall.arm(() => req.destroy(new StallError("headers")));
+      const onAbort = () => req.destroy(o.signal.reason as Error);
+      o.signal.addEventListener("abort", onAbort, { once: true });
+      req.on("socket", (sock) => {
+        if (o.checkAddress) {
+          sock.once("connect", () => {
+            const addr = sock.remoteAddress ?? "";
+            if (!o.checkAddress!(addr)) req.destroy(new TransferFailure({ kind: "destinationNotAllowed", address: addr }));
+          });
+        }
+      });
+      req.on("response", (r) => {
+        o.signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      });
+      req.on("error", (err) => {
+        o.signal.removeEventListener("abort", onAbort);
+        reject(err);
+      });
+      req.end();
+    });
+    const status = res.statusCode ?? 0;
+    if (status >= 300 && status < 400 && status !== 304) {
+      res.resume();
+      const loc = res.headers.location;
+      if (hop >= o.maxRedirects) throw new TransferFailure({ kind: "tooManyRedirects", limit: o.maxRedirects });
+      let next: URL;
+      try {
+        next = new URL(loc ?? "", url);
+      } catch {
+        throw new TransferFailure({ kind: "badRedirect", location: loc ?? null });
+      }
+      if (!loc || (next.protocol !== "http:" && next.protocol !== "https:")) throw new TransferFailure({ kind: "badRedirect", location: loc ?? null });
+      if (next.origin !== url.origin) {
+        hdrs = Object.fromEntries(Object.entries(hdrs).filter(([k]) => k.toLowerCase() !== "authorization"));
+      }
+      url = next;
+      continue;
+    }
+    return { res, url };
+  }
+}
+
+class StallError extends Error {
+  constructor(readonly phase: "connect" | "headers" | "body") {
+    super(`no data for too long (${phase})`);
+  }
+}
+
+/** A resettable watchdog: fires when no activity happened for `seconds`. */
+class Stall {
+  private timer: NodeJS.Timeout | null = null;
+  private fire: (() => void) | null = null;
+  constructor(private readonly ms: number) {}
+  arm(fire: () => void): void {
+    this.fire = fire;
+    this.kick();
+  }
+  kick(): void {
+    if (this.timer) clearTimeout(this.timer);
+    const f = this.fire;
+    this.timer = setTimeout(() => f?.(), this.ms);
+  }
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+function parseContentRange(v: string | undefined): { start: bigint; end: bigint; total: bigint | null } | null {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(v ?? "");
+  if (!m) return null;
+  return { start: BigInt(m[1]!), end: BigInt(m[2]!), total: m[3] === "*" ? null : BigInt(m[3]!) };
+}
+
+async function hashPrefix(fh: fs.FileHandle, length: bigint, hash: Hash): Promise<void> {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let pos = 0;
+  const end = Number(length);
+  while (pos < end) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+}
+
+/** Downloads (or resumes) one file. Resolves when every byte is on disk and verified. */
+export async function download(t: DownloadTarget, o: DownloadOptions): Promise<Checkpoint> {
+  await fs.mkdir(path.dirname(t.tempPath), { recursive: true }).catch((err) => {
+    throw new TransferFailure(failureFromError(err, "local"));
+  });
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(t.tempPath, "a+").then(async (h) => {
+      await h.close();
+      return fs.open(t.tempPath, "r+");
+    });
+  } catch (err) {
+    throw new TransferFailure(failureFromError(err, "local"));
+  }
+  const stall = new Stall(o.stallSeconds * 1000);
+  let offset = t.offset;
+  let etag = t.etag;
+  let lastModified = t.lastModified;
+  let total: bigint | null = null;
+  let finalUrl = t.url;
+  let hash: Hash | null = t.sha256 ? createHash("sha256") : null;
+  let restartedAfter416 = false;
+  let durable = offset; // bytes known to be on disk and reported
+  let lastCheckpoint = performance.now();
+
+  const checkpoint = async (done: boolean) => {
+    await fh.datasync();
+    durable = offset;
+    lastCheckpoint = performance.now();
+    await o.checkpoint({ bytesTransferred: offset, bytesTotal: total, etag, lastModified, finalUrl, done });
+  };
+  const restartFromZero = async () => {
+    offset = 0n;
+    await fh.truncate(0);
+    if (hash) hash = createHash("sha256");
+  };
+
+  try {
+    try {
+      await fh.truncate(Number(offset)); // drop anything written after the last persisted offset
+      if (hash && offset > 0n) await hashPrefix(fh, offset, hash);
+    } catch (err) {
+      throw new TransferFailure(failureFromError(err, "local"));
+    }
+
+    for (;;) {
+      const headers: Record<string, string> = { ...o.headers, "accept-encoding": "identity" };
+      const validator = isStrongEtag(etag) ? etag : lastModified;
+      if (offset > 0n) {
+        headers.range = `bytes=${offset}-`;
+        if (validator) headers["if-range"] = validator;
+      }
+      let resp: Response;
+      try {
+        resp = await get(new URL(t.url), headers, o, stall);
+      } catch (err) {
+        if (err instanceof TransferFailure) throw err;
+        if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: err.phase, seconds: o.stallSeconds });
+        if (o.signal.aborted) throw o.signal.reason;
+        throw new TransferFailure(failureFromError(err, "network"));
+      }
+      const { res } = resp;
+      finalUrl = resp.url.toString();
+      const status = res.statusCode ?? 0;
+      const resEtag = (res.headers.etag as string | undefined) ?? null;
+      const resLastModified = (res.headers["last-modified"] as string | undefined) ?? null;
+
+      if (status === 416) {
+        res.resume();
+        const cr = /^bytes \*\/(\d+)$/.exec((res.headers["content-range"] as string | undefined) ?? "");
+        if (cr && offset > 0n && BigInt(cr[1]!) === offset && (!etag || !resEtag || resEtag === etag)) {
+          total = offset; // we already had every byte
+          break;
+        }
+        if (offset > 0n && !restartedAfter416) {
+          restartedAfter416 = true;
+          await restartFromZero();
+          continue;
+        }
+        throw new TransferFailure({ kind: "rangeNotSatisfiable", size: cr ? Number(cr[1]) : null });
+      }
+      if (status === 206) {
+        const cr = parseContentRange(res.headers["content-range"] as string | undefined);
+        const changed = (etag && resEtag && resEtag !== etag) || (!etag && lastModified && resLastModified && resLastModified !== lastModified);
+        if (!cr || cr.start !== offset) {
+          res.resume();
+          throw new TransferFailure({ kind: "protocol", message: `206 with Content-Range ${res.headers["content-range"] ?? "(none)"} for a request from byte ${offset}` });
+        }
+        if (changed) {
+          // A server that ignored If-Range but sent a new version: never splice two versions.
+          res.resume();
+          await restartFromZero();
+          etag = resEtag;
+          lastModified = resLastModified;
+          continue;
+        }
+        total = cr.total;
+      } else if (status === 200) {
+        if (offset > 0n) await restartFromZero(); // changed version, or no range support
+        const len = res.headers["content-length"];
+        total = len !== undefined && /^\d+$/.test(len) ? BigInt(len) : null;
+      } else {
+        res.resume();
+        throw new TransferFailure({ kind: "http", status, retryAfter: (res.headers["retry-after"] as string | undefined) ?? null, url: finalUrl });
+      }
+      etag = resEtag;
+      lastModified = resLastModified;
+      await o.onConnected();
+
+      // Stream the body.
+      stall.arm(() => res.destroy(new StallError("body")));
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          stall.kick();
+          await throttle(o.buckets(), chunk.length, o.signal);
+          await fh.write(chunk, 0, chunk.length, Number(offset));
+          hash?.update(chunk);
+          offset += BigInt(chunk.length);
+          if (performance.now() - lastCheckpoint >= o.checkpointMs) {
+            await checkpoint(false);
+          }
+        }
+      } catch (err) {
+        stall.clear();
+        if (o.signal.aborted) throw o.signal.reason;
+        if (err instanceof TransferFailure) throw err;
+        if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: "body", seconds: o.stallSeconds });
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code && /^E(NOSPC|DQUOT|ACCES|PERM|ROFS|IO|FBIG)$/.test(code)) throw new TransferFailure(failureFromError(err, "local"));
+        throw new TransferFailure(failureFromError(err, "network"));
+      }
+      stall.clear();
+      if (!res.complete) throw new TransferFailure({ kind: "network", code: "ECONNRESET", message: "the connection closed before the body ended" });
+      if (total !== null && offset < total) {
+        throw new TransferFailure({ kind: "shortBody", expected: Number(total), received: Number(offset) });
+      }
+      if (total !== null && offset > total) {
+        throw new TransferFailure({ kind: "protocol", message: `received ${offset} bytes, more than the announced ${total}` });
+      }
+      total = offset;
+      break;
+    }
+
+    if (hash && t.sha256) {
+      const actual = hash.digest("hex");
+      if (actual !== t.sha256) {
+        await restartFromZero();
+        etag = null;
+        lastModified = null;
+        await checkpoint(false);
+        throw new TransferFailure({ kind: "checksum", expected: t.sha256, actual });
+      }
+    }
+    await checkpoint(true);
+    return { bytesTransferred: offset, bytesTotal: total, etag, lastModified, finalUrl, done: true };
+  } catch (err) {
+    // Keep what is on disk: persist the offset reached so the next attempt resumes from it.
+    if (offset !== durable && !(err instanceof TransferFailure && err.failure.kind === "checksum")) {
+      await checkpoint(false).catch(() => {});
+    }
+    throw err;
+  } finally {
+    stall.clear();
+    await fh.close().catch(() => {});
+  }
+}
