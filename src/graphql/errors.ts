@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   TOO_MANY_FILES: "the job would hold more files than allowed (200 by default, BITS MaxFilesPerJob)",
   FILE_RENAME_FAILED: "completeJob could not move some files to their final path; the job keeps its state",
   CONFLICT: "the job changed concurrently; retry the call",
+  GRAPHQL_PARSE_FAILED: "the document is not valid GraphQL syntax",
+  GRAPHQL_VALIDATION_FAILED: "the document does not match the schema (unknown field, wrong argument, ...)",
   INTERNAL: "an unexpected error; the server log has the details under extensions.correlationId",
 } as const;
 
@@ -30,4 +32,18 @@ export function toApiError(err: unknown): GraphQLError | null {
   if (err instanceof DomainError) return apiError(err.code, err.message);
   if (err instanceof ConflictError) return apiError("CONFLICT", err.message);
   return null;
+}
+
+/**
+ * A code for an error raised by graphql-js or yoga themselves (no resolver involved): parse,
+ * validation, or a variable that does not fit its type. Used by both transports.
+ */
+export function withRequestErrorCode(error: GraphQLError): GraphQLError {
+  if (error.extensions?.code) return error;
+  const code = error.message.startsWith("Syntax Error")
+    ? "GRAPHQL_PARSE_FAILED"
+    : /^Variable "\$|^Argument "|got invalid value|Expected value of type/.test(error.message)
+      ? "BAD_USER_INPUT"
+      : "GRAPHQL_VALIDATION_FAILED";
+  return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: { ...error.extensions, code } });
 }

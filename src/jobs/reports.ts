@@ -210,7 +210,7 @@ export function createReports(deps: ReportDeps) {
      * TRANSIENT_ERROR jobs past their no-progress timeout go to ERROR; jobs inactive for
      * `inactivitySeconds` are cancelled. Returns the number of jobs changed.
      */
-    async sweep(inactivitySeconds: number): Promise<number> {
+    async sweep(inactivitySeconds: number, leaseSeconds: number): Promise<number> {
       return transact(async (tx) => {
         const at = now();
         const logged: NewEvent[] = [];
@@ -224,7 +224,7 @@ export function createReports(deps: ReportDeps) {
             logged.push({ job: written, kind: "STATE_CHANGED", previousState: row.state, actor: SYSTEM });
           }
         };
-        await apply(await expiredActiveJobs(tx, 100), { type: "YIELD" });
+        await apply(await expiredActiveJobs(tx, 100, leaseSeconds), { type: "YIELD" });
         await apply(await noProgressExpired(tx, 100), { type: "NO_PROGRESS_TIMEOUT" });
         await apply(await inactiveJobs(tx, inactivitySeconds, 100), { type: "INACTIVITY_TIMEOUT" });
         await appendEvents(tx, logged);

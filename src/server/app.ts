@@ -10,7 +10,7 @@ import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import { schema } from "../graphql/schema/index.js";
 import { createContext, type Context } from "../graphql/context.js";
-import { toApiError } from "../graphql/errors.js";
+import { toApiError, withRequestErrorCode } from "../graphql/errors.js";
 import { createCommands, type Commands } from "../jobs/commands.js";
 import { EventFeed } from "../events/feed.js";
 import { FileStorage } from "../files/storage.js";
@@ -95,8 +95,7 @@ export function buildApp(deps: AppDeps): App {
         if (!(error instanceof GraphQLError)) return internal(error);
         if (!error.originalError) {
           // Raised by graphql-js or yoga itself (parse, validation, variable coercion).
-          if (error.extensions?.code) return error;
-          return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code: "BAD_USER_INPUT" } });
+          return withRequestErrorCode(error);
         }
         if (error.originalError instanceof GraphQLError) {
           // An argument or variable failed to parse (an enum value, one of our scalars): keep the
@@ -152,10 +151,10 @@ export function buildApp(deps: AppDeps): App {
           document = parse(params.query);
         } catch (err) {
           // A syntax error answers this subscription with an error message; the socket stays open.
-          return [err instanceof GraphQLError ? err : new GraphQLError(String(err))];
+          return [withRequestErrorCode(err instanceof GraphQLError ? err : new GraphQLError(String(err)))];
         }
         const errors = validate(s, document);
-        if (errors.length) return errors;
+        if (errors.length) return errors.map(withRequestErrorCode);
         return {
           schema: s,
           operationName: params.operationName,

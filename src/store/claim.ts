@@ -96,15 +96,21 @@ export function assertLease(job: Job, holder: string, token: bigint): void {
   if (job.leaseHolder !== holder || job.leaseToken !== token) throw new LeaseLostError(job.id);
 }
 
-/** Jobs left CONNECTING/TRANSFERRING by a holder whose lease ran out (it crashed): lock them for a YIELD back to QUEUED. */
-export function expiredActiveJobs(tx: Tx, limit: number): Promise<{ id: string }[]> {
+/**
+ * Jobs left CONNECTING/TRANSFERRING by a holder whose lease ran out (it crashed), or with no holder
+ * at all for longer than a lease (should not happen; never leave a job stuck if it does): lock them
+ * for a YIELD back to QUEUED.
+ */
+export function expiredActiveJobs(tx: Tx, limit: number, leaseSeconds: number): Promise<{ id: string }[]> {
   return tx.$queryRawUnsafe<{ id: string }[]>(
     `SELECT id FROM job
-      WHERE state IN ('CONNECTING', 'TRANSFERRING') AND lease_expires_at < now()
-      ORDER BY lease_expires_at
+      WHERE state IN ('CONNECTING', 'TRANSFERRING')
+        AND (lease_expires_at < now() OR (lease_holder IS NULL AND modified_at < now() - make_interval(secs => $2)))
+      ORDER BY lease_expires_at NULLS FIRST
       LIMIT $1
       FOR UPDATE SKIP LOCKED`,
     limit,
+    leaseSeconds,
   );
 }
 

@@ -87,7 +87,7 @@ export async function lastSeq(db: Tx): Promise<bigint> {
 // that transition (not whatever it is when the subscriber happens to read), and pushing an event to
 // thousands of subscribers needs no further query.
 
-type JobSnapshot = Record<string, string | number | boolean | null>;
+type JobSnapshot = Record<string, unknown>;
 
 const BIGINT_FIELDS = ["bytesTotal", "bytesTransferred"] as const;
 const DATE_FIELDS = ["retryAt", "noProgressSince", "activeSince", "createdAt", "modifiedAt", "transferCompletedAt"] as const;
@@ -99,6 +99,9 @@ export function snapshotJob(job: Job): JobSnapshot {
     else if (v instanceof Date) out[k] = v.toISOString();
     else if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
   }
+  // Secrets never enter the log: only whether credentials are set and the header names.
+  out.httpCredentials = job.httpCredentials == null ? null : {};
+  out.httpHeaders = Array.isArray(job.httpHeaders) ? (job.httpHeaders as { name: string }[]).map((h) => ({ name: h.name })) : null;
   return out;
 }
 

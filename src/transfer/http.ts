@@ -280,8 +280,11 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       lastModified = resLastModified;
       await o.onConnected();
 
-      // Stream the body.
+      // Stream the body. An abort (suspend, cancel, pre-emption, shutdown) destroys the socket at once.
       stall.arm(() => res.destroy(new StallError("body")));
+      const onAbort = () => res.destroy(o.signal.reason as Error);
+      if (o.signal.aborted) onAbort();
+      o.signal.addEventListener("abort", onAbort, { once: true });
       try {
         for await (const chunk of res as AsyncIterable<Buffer>) {
           stall.kick();
@@ -295,6 +298,7 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
         }
       } catch (err) {
         stall.clear();
+        o.signal.removeEventListener("abort", onAbort);
         if (o.signal.aborted) throw o.signal.reason;
         if (err instanceof TransferFailure) throw err;
         if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: "body", seconds: o.stallSeconds });
@@ -303,6 +307,8 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
         throw new TransferFailure(failureFromError(err, "network"));
       }
       stall.clear();
+      o.signal.removeEventListener("abort", onAbort);
+      if (o.signal.aborted) throw o.signal.reason;
       if (!res.complete) throw new TransferFailure({ kind: "network", code: "ECONNRESET", message: "the connection closed before the body ended" });
       if (total !== null && offset < total) {
         throw new TransferFailure({ kind: "shortBody", expected: Number(total), received: Number(offset) });

@@ -56,6 +56,8 @@ interface Running {
   lease: Lease;
   abort: AbortController;
   reason: StopReason | null;
+  /** the job row's version written by the claim: older events are not news */
+  claimedVersion: number;
   /** the state the job was moved to when it was stopped from outside */
   stoppedState: string | null;
   bucket: TokenBucket | null;
@@ -132,7 +134,10 @@ export class Worker {
     void (async () => {
       for await (const ev of sub) {
         const r = this.running.get(ev.jobId);
-        if (r) {
+        // Only events newer than this worker's claim count (the claim's own RETRY_DUE -> QUEUED
+        // event, for one, arrives after the transfer has started).
+        const version = jobAtEvent(ev)?.version;
+        if (r && (version === undefined || version > r.claimedVersion)) {
           if (ev.state !== "CONNECTING" && ev.state !== "TRANSFERRING") {
             r.stoppedState = ev.state;
             this.abort(r, "stopped");
@@ -173,7 +178,7 @@ export class Worker {
     const { reports } = this.deps;
     if (Date.now() - this.lastSweep >= o.sweepSeconds * 1000) {
       this.lastSweep = Date.now();
-      await reports.sweep(o.inactivitySeconds).catch((err) => this.deps.logger.warn({ err }, "sweep failed"));
+      await reports.sweep(o.inactivitySeconds, o.leaseSeconds).catch((err) => this.deps.logger.warn({ err }, "sweep failed"));
       this.checkMaxDownloadTime();
     }
     if (this.stopped) return;
@@ -225,6 +230,7 @@ export class Worker {
       lease: c.lease,
       abort: new AbortController(),
       reason: null,
+      claimedVersion: c.job.version,
       stoppedState: null,
       bucket: rate ? new TokenBucket(rate) : null,
       done: Promise.resolve(),

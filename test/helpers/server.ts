@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { openDatabase, type Database } from "../../src/store/db.js";
 import { buildApp, type App } from "../../src/server/app.js";
+import type { WorkerOptions } from "../../src/worker/worker.js";
 import { createLogger } from "../../src/logger.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
@@ -17,13 +18,35 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(opts: { database?: TestDatabase; onQuery?: (sql: string) => void } = {}): Promise<TestServer & { database: TestDatabase }> {
+/** Worker settings for tests: fast sweeps, short leases and stalls. */
+export const TEST_WORKER: WorkerOptions = {
+  maxTransfers: 8,
+  leaseSeconds: 5,
+  maxBytesPerSecond: null,
+  stallSeconds: 2,
+  inactivitySeconds: 7_776_000,
+  sweepSeconds: 1,
+  progressIntervalMs: 500,
+  maxRedirects: 10,
+};
+
+export async function startServer(
+  opts: {
+    database?: TestDatabase;
+    onQuery?: (sql: string) => void;
+    /** true: TEST_WORKER; an object: those settings over TEST_WORKER; default: no worker (API only) */
+    worker?: boolean | Partial<WorkerOptions>;
+    retryDelayFloorSeconds?: number;
+    storageRoot?: string;
+  } = {},
+): Promise<TestServer & { database: TestDatabase }> {
   const database = opts.database ?? (await createTestDatabase());
-  const storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "haul-files-"));
+  const storageRoot = opts.storageRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), "haul-files-"));
   const db = await openDatabase({ databaseUrl: database.url, dataDir: "", migrate: false, onQuery: opts.onQuery });
   const app = buildApp({
-    config: { host: "127.0.0.1", port: 0, storageRoot, retryDelayFloorSeconds: 5, maxFilesPerJob: 200, graphiql: true },
+    config: { host: "127.0.0.1", port: 0, storageRoot, retryDelayFloorSeconds: opts.retryDelayFloorSeconds ?? 5, maxFilesPerJob: 200, graphiql: true },
     db,
+    worker: opts.worker ? { ...TEST_WORKER, ...(opts.worker === true ? {} : opts.worker) } : false,
     logger: createLogger(process.env.HAUL_TEST_LOG ?? "silent"),
   });
   const url = await app.start();
@@ -38,7 +61,7 @@ export async function startServer(opts: { database?: TestDatabase; onQuery?: (sq
     async close() {
       await app.stop();
       await db.close();
-      fs.rmSync(storageRoot, { recursive: true, force: true });
+      if (!opts.storageRoot) fs.rmSync(storageRoot, { recursive: true, force: true });
       if (!opts.database) await database.drop();
     },
   };

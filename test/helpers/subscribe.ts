@@ -57,7 +57,10 @@ export async function waitFor(
 /** What one subscription received, in order, with the local receive time of each payload. */
 export class Collector<T = any> {
   readonly payloads: Payload<T>[] = [];
+  /** performance.now() at receipt of each payload. */
   readonly receivedAt: number[] = [];
+  /** Date.now() at receipt of each payload (to compare with server timestamps). */
+  readonly receivedWall: number[] = [];
   /** Errors delivered as an `error` message / sink.error (graphql-ws) or a transport failure. */
   readonly errors: unknown[] = [];
   completed = false;
@@ -66,6 +69,7 @@ export class Collector<T = any> {
   push(p: Payload<T>): void {
     this.payloads.push(p);
     this.receivedAt.push(performance.now());
+    this.receivedWall.push(Date.now());
     this.changed();
   }
   fail(err: unknown): void {
@@ -229,6 +233,7 @@ export function subscribeSse<T = any>(url: string, query: string, variables?: Re
     headFailed = rej;
   });
   response.catch(() => {}); // observed by whoever awaits it
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   const done = (async () => {
     const res = await fetch(url, {
       method: "POST",
@@ -250,7 +255,10 @@ export function subscribeSse<T = any>(url: string, query: string, variables?: Re
     }
     const decoder = new TextDecoder();
     let buf = "";
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    reader = res.body!.getReader();
+    for (;;) {
+      const { done: ended, value: chunk } = await reader.read();
+      if (ended) break;
       buf += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, "\n");
       let i: number;
       while ((i = buf.indexOf("\n\n")) >= 0) {
@@ -286,7 +294,10 @@ export function subscribeSse<T = any>(url: string, query: string, variables?: Re
     response,
     async close() {
       abort.abort();
-      await done;
+      // Cancelling the reader too: an abort racing the end of the body can leave undici's pending read
+      // unsettled.
+      await reader?.cancel().catch(() => {});
+      await withTimeout(done, "SSE stream to close", 5_000);
     },
   };
 }
@@ -390,7 +401,7 @@ export interface ChildServer {
 }
 
 /** `node --import tsx src/main.ts` on `databaseUrl`, waits until /healthz answers. */
-export async function startChildServer(databaseUrl: string, opts: { startupMs?: number; logLevel?: string } = {}): Promise<ChildServer> {
+export async function startChildServer(databaseUrl: string, opts: { startupMs?: number; logLevel?: string; worker?: boolean } = {}): Promise<ChildServer> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-child-"));
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -401,6 +412,8 @@ export async function startChildServer(databaseUrl: string, opts: { startupMs?: 
       HOST: "127.0.0.1",
       PORT: String(port),
       HAUL_MIGRATE_ON_START: "false",
+      // API only: a transfer worker would move QUEUED jobs on by itself (HAUL_WORKER=off).
+      HAUL_WORKER: opts.worker ? "true" : "false",
       HAUL_LOG_LEVEL: opts.logLevel ?? "warn",
       HAUL_DATA_DIR: dataDir,
       HAUL_STORAGE_ROOT: path.join(dataDir, "files"),
@@ -418,7 +431,11 @@ export async function startChildServer(databaseUrl: string, opts: { startupMs?: 
     }),
   );
   const url = `http://127.0.0.1:${port}`;
+  // If this process dies without running stop(), take the child with it.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
   const stop = async () => {
+    process.off("exit", killOnExit);
     if (!exited) {
       child.kill("SIGTERM");
       const killed = await withTimeout(exitPromise, "child SIGTERM", 5_000).then(

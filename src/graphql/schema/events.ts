@@ -2,11 +2,12 @@
 // src/events/feed.ts). The cursor is the event's sequence number as a decimal string.
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.js";
-import { jobUuid } from "../ids.js";
+import { encodeId, jobUuid } from "../ids.js";
 import { JobEventKindEnum, JobStateEnum } from "./enums.js";
 import { JobErrorRef, JobRef, errorOf } from "./job.js";
 import { jobAtEvent, type JobEvent } from "../../store/events.js";
 import type { JobEventKind } from "../../generated/prisma/enums.js";
+import type { ProgressMessage } from "../../events/progress.js";
 
 /** Event kinds that are state transitions (creation counts: none -> SUSPENDED). */
 export const STATE_KINDS: ReadonlySet<JobEventKind> = new Set(["CREATED", "STATE_CHANGED"]);
@@ -62,5 +63,59 @@ builder.subscriptionField("jobStateChanged", (t) =>
       return ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS });
     },
     resolve: (e) => e,
+  }),
+);
+
+const JobProgressUpdateRef = builder.objectRef<ProgressMessage>("JobProgressUpdate").implement({
+  description: "A job's progress, pushed at most every 500 ms per job and at every file boundary.",
+  fields: (t) => ({
+    jobId: t.id({ resolve: (m) => encodeId("Job", m.jobId) }),
+    state: t.field({ type: JobStateEnum, resolve: (m) => m.state as never }),
+    bytesTransferred: t.field({ type: "BigInt", resolve: (m) => BigInt(m.bytesTransferred) }),
+    bytesTotal: t.field({ type: "BigInt", nullable: true, resolve: (m) => (m.bytesTotal === null ? null : BigInt(m.bytesTotal)) }),
+    filesTransferred: t.int({ resolve: (m) => m.filesTransferred }),
+    filesTotal: t.int({ resolve: (m) => m.filesTotal }),
+    bytesPerSecond: t.float({ description: "Current rate over the last report interval.", resolve: (m) => m.bytesPerSecond }),
+    at: t.field({ type: "DateTime", resolve: (m) => new Date(m.at) }),
+  }),
+});
+
+builder.subscriptionField("jobProgress", (t) =>
+  t.field({
+    type: JobProgressUpdateRef,
+    description:
+      "Progress of one job (jobId) or of every job the caller may see: the current figures first (with jobId), then every update. Updates are not replayed: the job's progress field always holds the latest.",
+    args: { jobId: t.arg.id({ required: false }) },
+    subscribe: async (_root, args, ctx) => {
+      let jobId: string | undefined;
+      const stream = ctx.feed.progress.subscribe({ jobId: args.jobId ? jobUuid(args.jobId) : undefined });
+      if (!args.jobId) return stream;
+      jobId = jobUuid(args.jobId);
+      const job = await ctx.prisma.job.findUnique({ where: { id: jobId } });
+      if (!job) {
+        stream.close();
+        throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
+      }
+      const first: ProgressMessage = {
+        jobId: job.id,
+        owner: job.owner,
+        state: job.state,
+        bytesTransferred: job.bytesTransferred.toString(),
+        bytesTotal: job.bytesTotal === null ? null : job.bytesTotal.toString(),
+        filesTransferred: job.filesTransferred,
+        filesTotal: job.filesTotal,
+        bytesPerSecond: 0,
+        at: job.modifiedAt.toISOString(),
+      };
+      return (async function* () {
+        try {
+          yield first;
+          yield* stream;
+        } finally {
+          stream.close();
+        }
+      })();
+    },
+    resolve: (m) => m,
   }),
 );

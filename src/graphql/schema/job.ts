@@ -46,6 +46,7 @@ export const FileRef = builder.prismaNode("File", {
     bytesTransferred: t.expose("bytesTransferred", { type: "BigInt" }),
     transferred: t.exposeBoolean("transferred", { description: "Every byte is in the temporary file." }),
     completed: t.exposeBoolean("completed", { description: "Moved to its final path by completeJob: usable." }),
+    sha256: t.exposeString("sha256", { nullable: true, description: "The expected SHA-256; the file counts as transferred only once it matches." }),
   }),
 });
 
@@ -111,6 +112,15 @@ export const JobRef = builder.prismaNode("Job", {
       description: "Seconds the job may spend connecting and transferring before it fails.",
     }),
     retryAt: t.expose("retryAt", { type: "DateTime", nullable: true, description: "When a TRANSIENT_ERROR job will be retried." }),
+    maxBytesPerSecond: t.expose("maxBytesPerSecond", { type: "BigInt", nullable: true, description: "This job's bandwidth cap; null when none." }),
+    hasCredentials: t.boolean({
+      description: "Whether credentials are set. The credentials and custom headers themselves are write-only.",
+      resolve: (j) => j.httpCredentials != null,
+    }),
+    httpHeaderNames: t.stringList({
+      description: "Names of the custom request headers (their values are write-only).",
+      resolve: (j) => ((j.httpHeaders as { name: string }[] | null) ?? []).map((h) => h.name),
+    }),
     files: t.relatedConnection(
       "files",
       { cursor: "id", totalCount: true, query: () => ({ orderBy: { position: "asc" } }) },
@@ -175,7 +185,17 @@ const FileInput = builder.inputType("FileInput", {
   fields: (t) => ({
     remoteUrl: t.string({ required: true, description: "http or https, at most 2,200 characters." }),
     localPath: t.string({ required: true, description: "Relative to the storage root; no '..'." }),
+    sha256: t.string({ required: false, description: "Expected SHA-256 (hex) of the content: the file is verified before it counts as transferred." }),
   }),
+});
+
+const HttpHeaderInput = builder.inputType("HttpHeaderInput", {
+  fields: (t) => ({ name: t.string({ required: true }), value: t.string({ required: true }) }),
+});
+
+const CredentialsInput = builder.inputType("CredentialsInput", {
+  description: "HTTP basic-auth credentials. Write-only: never returned, never logged.",
+  fields: (t) => ({ username: t.string({ required: true }), password: t.string({ required: true }) }),
 });
 
 const CreateJobInput = builder.inputType("CreateJobInput", {
@@ -187,6 +207,9 @@ const CreateJobInput = builder.inputType("CreateJobInput", {
     minimumRetryDelay: t.int({ required: false, description: "Seconds, default 600; values below the floor (5 s) are raised to it." }),
     noProgressTimeout: t.int({ required: false, description: "Seconds, default 1,209,600 (14 days)." }),
     maximumDownloadTime: t.int({ required: false, description: "Seconds, default 7,776,000 (90 days)." }),
+    maxBytesPerSecond: t.field({ type: "BigInt", required: false, description: "Bandwidth cap for this job (at least 1024); none by default." }),
+    httpHeaders: t.field({ type: [HttpHeaderInput], required: false, description: "Custom request headers. Write-only." }),
+    credentials: t.field({ type: CredentialsInput, required: false }),
     files: t.field({ type: [FileInput], required: false }),
   }),
 });
@@ -200,6 +223,10 @@ const UpdateJobInput = builder.inputType("UpdateJobInput", {
     minimumRetryDelay: t.int({ required: false }),
     noProgressTimeout: t.int({ required: false }),
     maximumDownloadTime: t.int({ required: false }),
+    maxBytesPerSecond: t.field({ type: "BigInt", required: false, description: "0 removes the cap." }),
+    httpHeaders: t.field({ type: [HttpHeaderInput], required: false, description: "Replaces the custom headers; [] removes them." }),
+    credentials: t.field({ type: CredentialsInput, required: false, description: "Replaces the credentials." }),
+    clearCredentials: t.boolean({ required: false, description: "Removes the credentials." }),
   }),
 });
 
