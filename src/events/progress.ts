@@ -19,6 +19,24 @@ export interface ProgressMessage {
   at: string;
 }
 
+/** The message for a job row as written (and the rate measured by the worker). */
+export function progressMessageOf(
+  job: { id: string; owner: string; state: string; bytesTransferred: bigint; bytesTotal: bigint | null; filesTransferred: number; filesTotal: number; modifiedAt: Date },
+  bytesPerSecond: number,
+): ProgressMessage {
+  return {
+    jobId: job.id,
+    owner: job.owner,
+    state: job.state,
+    bytesTransferred: job.bytesTransferred.toString(),
+    bytesTotal: job.bytesTotal === null ? null : job.bytesTotal.toString(),
+    filesTransferred: job.filesTransferred,
+    filesTotal: job.filesTotal,
+    bytesPerSecond: Math.round(bytesPerSecond),
+    at: job.modifiedAt.toISOString(),
+  };
+}
+
 type Listener = (m: ProgressMessage) => void;
 
 /** In-process fan-out of progress notifications from every process. */

@@ -19,7 +19,7 @@ import {
 } from "../store/claim.js";
 import type { PrismaClient } from "../store/db.js";
 import { applyPatch, patchToData, snapshotOf } from "./transition.js";
-import { PROGRESS_CHANNEL, type ProgressMessage } from "../events/progress.js";
+import { PROGRESS_CHANNEL, progressMessageOf } from "../events/progress.js";
 
 export { LeaseLostError };
 
@@ -114,17 +114,7 @@ export function createReports(deps: ReportDeps) {
   }
 
   async function notifyProgress(tx: Tx, job: Job, rate: number): Promise<void> {
-    const msg: ProgressMessage = {
-      jobId: job.id,
-      owner: job.owner,
-      state: job.state,
-      bytesTransferred: job.bytesTransferred.toString(),
-      bytesTotal: job.bytesTotal === null ? null : job.bytesTotal.toString(),
-      filesTransferred: job.filesTransferred,
-      filesTotal: job.filesTotal,
-      bytesPerSecond: Math.round(rate),
-      at: job.modifiedAt.toISOString(),
-    };
+    const msg = progressMessageOf(job, rate);
     await tx.$executeRaw`SELECT pg_notify(${PROGRESS_CHANNEL}, ${JSON.stringify(msg)})`;
   }
 

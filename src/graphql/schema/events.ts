@@ -7,7 +7,7 @@ import { JobEventKindEnum, JobStateEnum } from "./enums.js";
 import { JobErrorRef, JobRef, errorOf } from "./job.js";
 import { jobAtEvent, type JobEvent } from "../../store/events.js";
 import type { JobEventKind } from "../../generated/prisma/enums.js";
-import type { ProgressMessage } from "../../events/progress.js";
+import { progressMessageOf, type ProgressMessage } from "../../events/progress.js";
 
 /** Event kinds that are state transitions (creation counts: none -> SUSPENDED). */
 export const STATE_KINDS: ReadonlySet<JobEventKind> = new Set(["CREATED", "STATE_CHANGED"]);
@@ -96,17 +96,7 @@ builder.subscriptionField("jobProgress", (t) =>
         stream.close();
         throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
       }
-      const first: ProgressMessage = {
-        jobId: job.id,
-        owner: job.owner,
-        state: job.state,
-        bytesTransferred: job.bytesTransferred.toString(),
-        bytesTotal: job.bytesTotal === null ? null : job.bytesTotal.toString(),
-        filesTransferred: job.filesTransferred,
-        filesTotal: job.filesTotal,
-        bytesPerSecond: 0,
-        at: job.modifiedAt.toISOString(),
-      };
+      const first = progressMessageOf(job, 0);
       return (async function* () {
         try {
           yield first;
