@@ -58,8 +58,9 @@
  *       starts if it is not running (noProgressSince = existing ?? now).
  *       delay = max(minimumRetryDelay, retryAfterSeconds ?? 0). Straight to
  *       ERROR (retryAt null) when noProgressTimeout is 0, when the delay
- *       exceeds noProgressTimeout, or when the clock has already run for
- *       noProgressTimeout; otherwise TRANSIENT_ERROR with retryAt = now +
+ *       exceeds noProgressTimeout (the job keeps this error), or when the
+ *       clock has already run for noProgressTimeout (error NO_PROGRESS quoting
+ *       this error, as [6]); otherwise TRANSIENT_ERROR with retryAt = now +
  *       delay (never sooner than minimumRetryDelay).
  *   [5] RETRY_DUE: only when retryAt is set and now >= retryAt; otherwise
  *       refused INVALID_STATE saying when the retry is due.
@@ -246,6 +247,17 @@ export function clampRetryDelay(requested: number, floor: number = DEFAULTS.retr
   return Math.max(requested, floor);
 }
 
+/** The error of a job that made no progress for its noProgressTimeout: it quotes the last error. */
+function noProgressError(elapsed: number, last: JobErrorInfo | null): JobErrorInfo {
+  return {
+    context: "GENERAL_QUEUE_MANAGER",
+    code: "NO_PROGRESS",
+    message: `no progress for ${Math.floor(elapsed)} s; the last error was: ${last ? last.message : "unknown"}`,
+    fileId: last ? last.fileId : null,
+    httpStatus: last ? last.httpStatus : null,
+  };
+}
+
 export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
   const from = job.state;
   if (isFinal(from)) {
@@ -344,13 +356,15 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
       const since = job.noProgressSince ?? now;
       const delay = Math.max(job.minimumRetryDelay, positiveOrZero(event.retryAfterSeconds));
       const patch: JobPatch = { errorCount: job.errorCount + 1, error: event.error, noProgressSince: since };
-      const fatal =
-        job.noProgressTimeout === 0 ||
-        delay > job.noProgressTimeout ||
-        elapsedSeconds(since, now) >= job.noProgressTimeout;
-      return fatal
-        ? go(job, "ERROR", { ...patch, retryAt: null })
-        : go(job, "TRANSIENT_ERROR", { ...patch, retryAt: addSeconds(now, delay) });
+      // Fatal at once when every error is fatal (timeout 0) or the retry would come after the
+      // timeout: the job keeps this error. Fatal because the no-progress clock ran out: NO_PROGRESS,
+      // quoting this error, the same code the sweep gives (NO_PROGRESS_TIMEOUT below).
+      if (job.noProgressTimeout === 0 || delay > job.noProgressTimeout) return go(job, "ERROR", { ...patch, retryAt: null });
+      const elapsed = elapsedSeconds(since, now);
+      if (elapsed >= job.noProgressTimeout) {
+        return go(job, "ERROR", { ...patch, retryAt: null, error: noProgressError(elapsed, event.error) });
+      }
+      return go(job, "TRANSIENT_ERROR", { ...patch, retryAt: addSeconds(now, delay) });
     }
 
     case "FATAL_FAILURE":
@@ -375,16 +389,7 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
         const due = addSeconds(since, job.noProgressTimeout).toISOString();
         return refuse("INVALID_STATE", `no-progress timeout not reached until ${due}`);
       }
-      const last = job.error ?? null;
-      return go(job, "ERROR", {
-        error: {
-          context: "GENERAL_QUEUE_MANAGER",
-          code: "NO_PROGRESS",
-          message: `no progress for ${Math.floor(elapsed)} s; the last error was: ${last ? last.message : "unknown"}`,
-          fileId: last ? last.fileId : null,
-          httpStatus: last ? last.httpStatus : null,
-        },
-      });
+      return go(job, "ERROR", { error: noProgressError(elapsed, job.error ?? null) });
     }
 
     case "MAX_DOWNLOAD_TIME_EXCEEDED": {

@@ -4,7 +4,7 @@
 // after commit, poke the feed. Every report from a transfer carries its lease and is fenced: a worker
 // that lost its lease gets LeaseLostError and writes nothing.
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
-import { decide, type JobEvent as DomainEvent } from "../domain/job-state.js";
+import { decide, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
 import { appendEvents, type NewEvent, type Tx } from "../store/events.js";
 import { lockJob, updateJob } from "../store/jobs.js";
 import {
@@ -20,6 +20,7 @@ import {
 import type { PrismaClient } from "../store/db.js";
 import { applyPatch, patchToData, snapshotOf } from "./transition.js";
 import { PROGRESS_CHANNEL, progressMessageOf } from "../events/progress.js";
+import type { FileStorage } from "../files/storage.js";
 
 export { LeaseLostError };
 
@@ -48,6 +49,8 @@ export interface FileProgress {
 
 export interface ReportDeps {
   prisma: PrismaClient;
+  /** to delete the temporary files of jobs the sweep cancels (the server always passes it) */
+  storage?: FileStorage;
   afterCommit?: () => void;
   now?: () => Date;
 }
@@ -160,11 +163,12 @@ export function createReports(deps: ReportDeps) {
     async report(
       jobId: string,
       lease: Lease,
-      r: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean; rate?: number },
+      r: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean; rate?: number; notify?: boolean },
     ): Promise<Job> {
       return transact(async (tx) => {
         const before = await lockJob(tx, jobId);
-        if (!before) throw new LeaseLostError(jobId);
+        // A finished job (cancelled, completed) is read-only, even for the lease holder.
+        if (!before || isFinal(before.state)) throw new LeaseLostError(jobId);
         assertLease(before, lease.holder, lease.token);
         const at = now();
         if (r.files?.length) await writeFiles(tx, r.files);
@@ -180,7 +184,7 @@ export function createReports(deps: ReportDeps) {
           logged[logged.length - 1] = { ...logged[logged.length - 1]!, job: written };
           await appendEvents(tx, logged);
         }
-        if (r.files?.length) await notifyProgress(tx, written, r.rate ?? 0);
+        if (r.files?.length && r.notify !== false) await notifyProgress(tx, written, r.rate ?? 0);
         return written;
       });
     },
@@ -201,7 +205,8 @@ export function createReports(deps: ReportDeps) {
      * `inactivitySeconds` are cancelled. Returns the number of jobs changed.
      */
     async sweep(inactivitySeconds: number, leaseSeconds: number): Promise<number> {
-      return transact(async (tx) => {
+      const cancelled: string[] = [];
+      const changed = await transact(async (tx) => {
         const at = now();
         const logged: NewEvent[] = [];
         const apply = async (ids: { id: string }[], ev: DomainEvent) => {
@@ -212,6 +217,7 @@ export function createReports(deps: ReportDeps) {
             if (d.kind !== "transition") continue;
             const written = await updateJob(tx, row, { ...patchToData(d.patch), modifiedAt: at });
             logged.push({ job: written, kind: "STATE_CHANGED", previousState: row.state, actor: SYSTEM });
+            if (d.effects.some((e) => e.type === "DELETE_TEMP_FILES")) cancelled.push(id);
           }
         };
         await apply(await expiredActiveJobs(tx, 100, leaseSeconds), { type: "YIELD" });
@@ -220,6 +226,12 @@ export function createReports(deps: ReportDeps) {
         await appendEvents(tx, logged);
         return logged.length;
       });
+      // After commit, as cancelJob does: the temporary files of cancelled jobs go.
+      if (cancelled.length && deps.storage) {
+        const files = await prisma.file.findMany({ where: { jobId: { in: cancelled } } });
+        await deps.storage!.deleteTemps(files);
+      }
+      return changed;
     },
   };
 }

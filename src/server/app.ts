@@ -70,7 +70,7 @@ export function buildApp(deps: AppDeps): App {
   const contextDeps = { prisma: db.prisma, commands, feed };
   const worker = deps.worker
     ? new Worker({
-        reports: createReports({ prisma: db.prisma, afterCommit: () => feed.poke() }),
+        reports: createReports({ prisma: db.prisma, storage, afterCommit: () => feed.poke() }),
         feed,
         storage,
         logger,

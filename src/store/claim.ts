@@ -16,7 +16,7 @@ import type { Tx } from "./events.js";
 export interface Claimed {
   id: string;
   leaseToken: bigint;
-  /** The previous holder if its lease ran out without being released (a crash): its temporary file must be taken over, not shared. */
+  /** The previous holder if its lease ran out without being released (a crash, or a stall of this very process): its temporary file must be taken over, not shared. */
   previousHolder: string | null;
 }
 
@@ -47,7 +47,7 @@ export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeco
        FROM picked
       WHERE j.id = picked.id
   RETURNING j.id, j.lease_token AS "leaseToken",
-            CASE WHEN picked.previous_holder IS NOT NULL AND picked.previous_holder <> $1 THEN picked.previous_holder END AS "previousHolder"`,
+            picked.previous_holder AS "previousHolder"`,
     holder,
     limit,
     leaseSeconds,

@@ -56,6 +56,11 @@ export interface DownloadOptions {
   stallSeconds: number;
   maxRedirects: number;
   checkpointMs: number;
+  /**
+   * Also persist after 1/checkpointFraction of the file (at least 1 MiB; 8 MiB while the size is
+   * unknown), at most every 50 ms: bounds what a crash makes us fetch again to about that fraction.
+   */
+  checkpointFraction?: number;
   onConnected: () => Promise<void>;
   /** Persist progress (the bytes it names are on disk). */
   checkpoint: (c: Checkpoint) => Promise<void>;
@@ -278,12 +283,23 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       }
       etag = resEtag;
       lastModified = resLastModified;
+      const MiB = 1n << 20n;
+      const byteStep = !o.checkpointFraction
+        ? null
+        : total === null
+          ? 8n * MiB
+          : total / BigInt(o.checkpointFraction) > MiB
+            ? total / BigInt(o.checkpointFraction)
+            : MiB;
       await o.onConnected();
 
       // Stream the body. An abort (suspend, cancel, pre-emption, shutdown) destroys the socket at once.
       stall.arm(() => res.destroy(new StallError("body")));
       const onAbort = () => res.destroy(o.signal.reason as Error);
       if (o.signal.aborted) onAbort();
+      // A clean close (FIN) before Content-Length is a short body; a reset (RST) errors the socket.
+      let socketError: Error | null = null;
+      res.socket?.once("error", (e: Error) => (socketError = e));
       o.signal.addEventListener("abort", onAbort, { once: true });
       try {
         for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -292,7 +308,8 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
           await fh.write(chunk, 0, chunk.length, Number(offset));
           hash?.update(chunk);
           offset += BigInt(chunk.length);
-          if (performance.now() - lastCheckpoint >= o.checkpointMs) {
+          const since = performance.now() - lastCheckpoint;
+          if (since >= o.checkpointMs || (byteStep !== null && offset - durable >= byteStep && since >= 50)) {
             await checkpoint(false);
           }
         }
@@ -304,12 +321,20 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
         if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: "body", seconds: o.stallSeconds });
         const code = (err as NodeJS.ErrnoException).code;
         if (code && /^E(NOSPC|DQUOT|ACCES|PERM|ROFS|IO|FBIG)$/.test(code)) throw new TransferFailure(failureFromError(err, "local"));
+        if (!socketError && (err as Error).message === "aborted" && total !== null && offset < total) {
+          throw new TransferFailure({ kind: "shortBody", expected: Number(total), received: Number(offset) });
+        }
         throw new TransferFailure(failureFromError(err, "network"));
       }
       stall.clear();
       o.signal.removeEventListener("abort", onAbort);
       if (o.signal.aborted) throw o.signal.reason;
-      if (!res.complete) throw new TransferFailure({ kind: "network", code: "ECONNRESET", message: "the connection closed before the body ended" });
+      if (!res.complete) {
+        if (!socketError && total !== null && offset < total) {
+          throw new TransferFailure({ kind: "shortBody", expected: Number(total), received: Number(offset) });
+        }
+        throw new TransferFailure({ kind: "network", code: "ECONNRESET", message: "the connection closed before the body ended" });
+      }
       if (total !== null && offset < total) {
         throw new TransferFailure({ kind: "shortBody", expected: Number(total), received: Number(offset) });
       }

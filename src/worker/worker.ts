@@ -224,6 +224,14 @@ export class Worker {
   }
 
   private run(c: ClaimedJob): void {
+    const old = this.running.get(c.job.id);
+    if (old) {
+      // This process lost the job's lease (a long stall) and has just claimed it again before the
+      // old attempt finished stopping: stop it and start the new attempt only after it has ended.
+      this.abort(old, "lease-lost");
+      void old.done.then(() => this.run(c));
+      return;
+    }
     const rate = c.job.maxBytesPerSecond === null ? null : Number(c.job.maxBytesPerSecond);
     const r: Running = {
       job: c.job,
@@ -239,7 +247,7 @@ export class Worker {
     r.done = this.transferJob(r, c)
       .catch((err) => this.deps.logger.error({ err, jobId: c.job.id }, "worker failed to finish a job"))
       .finally(() => {
-        this.running.delete(c.job.id);
+        if (this.running.get(c.job.id) === r) this.running.delete(c.job.id);
         this.poke();
       });
   }
@@ -266,8 +274,22 @@ export class Worker {
       lastReport = { at: t, bytes };
       return Math.max(0, rate);
     };
-    const report = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }) =>
-      reports.report(job.id, r.lease, { ...x, rate: x.files ? rateOf(jobBytes(x.files)) : 0 });
+    // Progress is persisted at every checkpoint, pushed to subscribers at most every
+    // progressIntervalMs and at every file boundary.
+    let lastPush = 0;
+    const report = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }) => {
+      let notify = false;
+      let rate = 0;
+      if (x.files) {
+        const boundary = x.files.some((f) => f.transferred);
+        notify = boundary || performance.now() - lastPush >= o.progressIntervalMs - 20;
+        if (notify) {
+          rate = rateOf(jobBytes(x.files));
+          lastPush = performance.now();
+        }
+      }
+      return reports.report(job.id, r.lease, { ...x, rate, notify });
+    };
     let base = 0n; // bytes of the job's files other than the current one
     const jobBytes = (fp: FileProgress[]) => base + (fp[0]?.bytesTransferred ?? 0n);
 
@@ -287,6 +309,7 @@ export class Worker {
             stallSeconds: o.stallSeconds,
             maxRedirects: o.maxRedirects,
             checkpointMs: o.progressIntervalMs,
+            checkpointFraction: 50, // a crash costs at most about 2% of a file (or 1 MiB)
             checkAddress: o.checkAddress,
             onConnected: async () => {
               if (state === "CONNECTING") {
@@ -295,6 +318,7 @@ export class Worker {
               }
             },
             checkpoint: async (cp) => {
+              if (r.stoppedState === "CANCELLED" || r.stoppedState === "ACKNOWLEDGED") return; // finished: nothing to keep
               f.bytesTransferred = cp.bytesTransferred;
               const moved = !r.reason && state === "TRANSFERRING";
               await report({

@@ -594,7 +594,11 @@ test("TRANSIENT_FAILURE goes to ERROR once the no-progress clock has run for the
   const d = fail(j);
   assert.equal(d.to, "ERROR");
   assert.deepEqual(d.patch.retryAt, null);
-  assert.deepEqual(d.patch.error, NET_ERROR, "the fatal error keeps the transfer's error info");
+  assert.deepEqual(
+    d.patch.error,
+    { context: "GENERAL_QUEUE_MANAGER", code: "NO_PROGRESS", message: `no progress for 3600 s; the last error was: ${NET_ERROR.message}`, fileId: NET_ERROR.fileId, httpStatus: NET_ERROR.httpStatus },
+    "NO_PROGRESS, quoting the transfer's error: the same code the sweep gives",
+  );
   assert.equal(fail(job({ noProgressTimeout: 3600, noProgressSince: at(-3599) })).to, "TRANSIENT_ERROR");
 });
 
