@@ -30,6 +30,14 @@ export interface Config {
   stallSeconds: number;
   /** BITS JobInactivityTimeout: unfinished jobs untouched this long are cancelled. */
   inactivitySeconds: number;
+  /** An ADMIN token to accept (user "admin"); unset: one is created at first start into <data dir>/admin-token. */
+  adminToken: string | null;
+  /** CIDRs haul may fetch from although they are loopback/private/link-local/...; default none. */
+  allowedNetworks: string[];
+  /** BITS MaxJobsPerUser: unfinished jobs per user (admins exempt). */
+  maxJobsPerUser: number;
+  /** Introspection for authenticated callers. */
+  introspection: boolean;
 }
 
 export class ConfigError extends Error {
@@ -107,5 +115,32 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     maxBytesPerSecond: int(env, "HAUL_MAX_BYTES_PER_SECOND", 0, 0, 2 ** 50) || null,
     stallSeconds: int(env, "HAUL_STALL_SECONDS", 60, 1, 86_400),
     inactivitySeconds: int(env, "HAUL_INACTIVITY_SECONDS", 7_776_000, 60, 2 ** 31 - 1),
+    adminToken: adminToken(env),
+    allowedNetworks: networks(env),
+    maxJobsPerUser: int(env, "HAUL_MAX_JOBS_PER_USER", 60, 1, 1_000_000),
+    introspection: bool(env, "HAUL_INTROSPECTION", true),
   };
+}
+
+function adminToken(env: Env): string | null {
+  const t = str(env, "HAUL_ADMIN_TOKEN");
+  if (t === undefined) return null;
+  if (t.length < 32 || /\s/.test(t)) throw new ConfigError("HAUL_ADMIN_TOKEN", "must be at least 32 characters without spaces (e.g. `openssl rand -base64 32`)");
+  return t;
+}
+
+function networks(env: Env): string[] {
+  const raw = str(env, "HAUL_ALLOWED_NETWORKS");
+  if (raw === undefined) return [];
+  const list = raw.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const cidr of list) {
+    const m = /^([0-9a-fA-F:.]+)(?:\/(\d{1,3}))?$/.exec(cidr);
+    const ip = m?.[1] ?? "";
+    const isV4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(ip);
+    const max = isV4 ? 32 : 128;
+    if (!m || (!isV4 && !ip.includes(":")) || (m[2] !== undefined && Number(m[2]) > max)) {
+      throw new ConfigError("HAUL_ALLOWED_NETWORKS", `not a CIDR: ${JSON.stringify(cidr)} (expected e.g. 127.0.0.0/8,::1/128)`);
+    }
+  }
+  return list;
 }

@@ -24,9 +24,15 @@ async function main(): Promise<void> {
     logger,
   });
   const app = buildApp({ config, db, logger, worker: workerOptions(config) });
+  const { tokenFile } = await app.tokens.bootstrap({ adminToken: config.adminToken, dataDir: config.dataDir });
   const url = await app.start();
   logger.info(
-    { url: `${url}/graphql`, database: db.kind === "pglite" ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL", storageRoot: config.storageRoot },
+    {
+      url: `${url}/graphql`,
+      database: db.kind === "pglite" ? `embedded PGlite in ${config.dataDir}` : "PostgreSQL",
+      storageRoot: config.storageRoot,
+      ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+    },
     `haul is listening on ${url}/graphql`,
   );
 

@@ -32,6 +32,8 @@
  *
  *   =  legal, state unchanged        x  refused INVALID_STATE
  *   *  effect STOP_TRANSFER (a transfer is running in CONNECTING/TRANSFERRING)
+ *      Every transition from CONNECTING/TRANSFERRING to any other state also
+ *      banks the stint in activeSeconds ([7]).
  *   +  effect WAKE_WORKER (the job became runnable)
  *   COMPLETE also has effect COMMIT_FILES; CANCEL and INACTIVITY_TIMEOUT have
  *   DELETE_TEMP_FILES. Effects are always in the order STOP_TRANSFER first.
@@ -39,11 +41,12 @@
  *   [1] RESUME: refused EMPTY when the job has no files (checked right after
  *       the final-state check). From TRANSFERRED it re-queues only when files
  *       were added after the transfer (filesTransferred < filesTotal), else it
- *       is unchanged. Patch: retryAt null, activeSince null (Resume restarts
- *       MaximumDownloadTime); noProgressSince null, EXCEPT from
- *       TRANSIENT_ERROR, which keeps the no-progress clock: a Resume there is
- *       "retry now", not progress, and a client that resumes in a loop must
- *       not keep a dead server alive past NoProgressTimeout. From SUSPENDED
+ *       is unchanged. Patch: retryAt null, activeSeconds 0 and activeSince
+ *       null (Resume restarts MaximumDownloadTime, [7]); noProgressSince
+ *       null, EXCEPT from TRANSIENT_ERROR, which keeps the no-progress
+ *       clock: a Resume there is "retry now", not progress, and a client
+ *       that resumes in a loop must not keep a dead server alive past
+ *       NoProgressTimeout. From SUSPENDED
  *       and ERROR the clock restarts: time spent suspended is the user's
  *       choice, and leaving ERROR means the app fixed the cause. The last
  *       error is kept (GetError works until transferring starts again).
@@ -68,21 +71,44 @@
  *       now - noProgressSince >= noProgressTimeout; the error becomes
  *       GENERAL_QUEUE_MANAGER / NO_PROGRESS, quoting the last error. errorCount
  *       is unchanged (the failed attempts were already counted).
- *   [7] MAX_DOWNLOAD_TIME_EXCEEDED: only when activeSince is set and
- *       now - activeSince >= maximumDownloadTime (otherwise refused, so a
- *       stale timer cannot fail a job); errorCount + 1, error
- *       GENERAL_QUEUE_MANAGER / MAXDOWNLOAD_TIMEOUT. STOP_TRANSFER because
- *       the scheduler, not the transfer, may be the one reporting it.
+ *   [7] MAX_DOWNLOAD_TIME_EXCEEDED: only when activeTime(job, now) >=
+ *       maximumDownloadTime (otherwise refused, so a stale timer cannot fail
+ *       a job); errorCount + 1, error GENERAL_QUEUE_MANAGER /
+ *       MAXDOWNLOAD_TIMEOUT. STOP_TRANSFER because the scheduler, not the
+ *       transfer, may be the one reporting it.
+ *       The clock (BITS MaximumDownloadTime) counts ONLY time spent in
+ *       CONNECTING or TRANSFERRING since the last Resume; time in QUEUED,
+ *       TRANSIENT_ERROR, SUSPENDED, ERROR or TRANSFERRED is not counted. Two
+ *       fields keep it:
+ *         activeSeconds  whole seconds banked from finished stints;
+ *         activeSince    when the current stint began (null when not in
+ *                        CONNECTING/TRANSFERRING).
+ *       activeTime(job, now) = activeSeconds + max(0, now - activeSince)
+ *       (the current stint in fractional seconds; 0 when activeSince is null).
+ *       - START (entering CONNECTING) always sets activeSince = now.
+ *         CONNECTED (CONNECTING -> TRANSFERRING) keeps it: one stint.
+ *       - Every transition that leaves CONNECTING/TRANSFERRING for a
+ *         non-running state (YIELD, TRANSIENT_FAILURE, FATAL_FAILURE,
+ *         ALL_FILES_DONE, MAX_DOWNLOAD_TIME_EXCEEDED, SUSPEND, COMPLETE,
+ *         CANCEL, INACTIVITY_TIMEOUT) sets activeSeconds = activeSeconds +
+ *         floor(max(0, now - activeSince)) and activeSince null. This is done
+ *         in one place (go()), so no case can forget it. Rounding: each
+ *         stint is rounded DOWN to whole seconds (the column is an integer),
+ *         so the bank can undercount by under 1 s per stint but never
+ *         overcounts: the limit never fires early. A negative stint (clock
+ *         skew) counts 0.
+ *       - RESUME (every transition it makes to QUEUED) sets activeSeconds 0
+ *         and activeSince null.
+ *       - ALL_FILES_DONE banks the stint like any other exit and keeps the
+ *         total (a later Resume after AddFile resets it).
  *
  * Other patch rules:
  * - Every transition patch carries `state`.
  * - retryAt is non-null only in TRANSIENT_ERROR: every transition out of
  *   TRANSIENT_ERROR clears it.
- * - START sets activeSince = now only if it is null, so the MaximumDownloadTime
- *   clock keeps running across time slices (YIELD) and retries until a
- *   Resume or ALL_FILES_DONE clears it. With a single timestamp this counts
- *   wall time since the first start after the last Resume, including queued
- *   and retry waits; BITS counts only CONNECTING/TRANSFERRING time.
+ * - activeSince is non-null only in CONNECTING/TRANSFERRING: START sets it,
+ *   every transition out of those states banks the stint and clears it
+ *   ([7]). activeSeconds changes only by that banking and by RESUME (to 0).
  * - CONNECTED clears error (GetError works only until transferring starts
  *   again) but NOT noProgressSince: in BITS the no-progress clock resets only
  *   on progress. If connecting reset it, a server that accepts the
@@ -90,8 +116,9 @@
  *   forever and NoProgressTimeout would never fire. So only PROGRESS (bytes
  *   moved; the worker must report it before a failure if bytes moved) and
  *   ALL_FILES_DONE clear noProgressSince. ALL_FILES_DONE sets
- *   transferCompletedAt = now and clears error, retryAt, noProgressSince,
- *   activeSince. FATAL_FAILURE: errorCount + 1, error set, retryAt null.
+ *   transferCompletedAt = now and clears error, retryAt, noProgressSince
+ *   (and banks the stint, [7]). FATAL_FAILURE: errorCount + 1, error set,
+ *   retryAt null.
  */
 import type { RefusalCode } from "./errors.js";
 
@@ -167,8 +194,9 @@ export interface JobSnapshot {
   noProgressTimeout: number; // seconds; 0 = every transient error is fatal
   noProgressSince: Date | null; // when the no-progress clock started (first transient error since the last progress); null = not running
   retryAt: Date | null; // when a TRANSIENT_ERROR job may be retried
-  activeSince: Date | null; // when the current stint in CONNECTING/TRANSFERRING began counting toward maximumDownloadTime (reset by resume)
-  maximumDownloadTime: number; // seconds
+  activeSince: Date | null; // when the current stint in CONNECTING/TRANSFERRING began; null when not in those states (header note [7])
+  activeSeconds: number; // whole seconds spent in CONNECTING/TRANSFERRING since the last Resume, not counting the current stint
+  maximumDownloadTime: number; // seconds, compared with activeTime()
   /** The last error, if known. Only NO_PROGRESS_TIMEOUT reads it (to quote it); omitted = unknown. */
   error?: JobErrorInfo | null;
 }
@@ -234,6 +262,7 @@ export interface JobPatch {
   retryAt?: Date | null;
   noProgressSince?: Date | null;
   activeSince?: Date | null;
+  activeSeconds?: number; // always a non-negative integer (an INTEGER column)
   transferCompletedAt?: Date;
 }
 
@@ -258,6 +287,15 @@ function noProgressError(elapsed: number, last: JobErrorInfo | null): JobErrorIn
   };
 }
 
+/**
+ * Seconds counted toward maximumDownloadTime (BITS MaximumDownloadTime): the banked
+ * activeSeconds plus the current stint in CONNECTING/TRANSFERRING, if one is running
+ * (fractional; a stint that seems to start in the future counts 0). Header note [7].
+ */
+export function activeTime(job: Pick<JobSnapshot, "activeSeconds" | "activeSince">, now: Date): number {
+  return job.activeSeconds + (job.activeSince === null ? 0 : Math.max(0, elapsedSeconds(job.activeSince, now)));
+}
+
 export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
   const from = job.state;
   if (isFinal(from)) {
@@ -268,21 +306,21 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
 
   switch (event.type) {
     case "SUSPEND":
-      return from === "SUSPENDED" ? unchanged(job) : go(job, "SUSPENDED", {}, stop);
+      return from === "SUSPENDED" ? unchanged(job) : go(job, now, "SUSPENDED", {}, stop);
 
     case "RESUME": {
       if (job.filesTotal === 0) {
         return refuse("EMPTY", "the job has no files: add at least one file before resuming");
       }
-      const restart: JobPatch = { retryAt: null, activeSince: null, noProgressSince: null };
+      const restart: JobPatch = { retryAt: null, activeSince: null, activeSeconds: 0, noProgressSince: null };
       switch (from) {
         case "SUSPENDED":
         case "ERROR":
-          return go(job, "QUEUED", restart, [WAKE]);
+          return go(job, now, "QUEUED", restart, [WAKE]);
         case "TRANSIENT_ERROR": // retry now, but keep the no-progress clock (header note [1])
-          return go(job, "QUEUED", { retryAt: null, activeSince: null }, [WAKE]);
+          return go(job, now, "QUEUED", { retryAt: null, activeSince: null, activeSeconds: 0 }, [WAKE]);
         case "TRANSFERRED":
-          return job.filesTransferred < job.filesTotal ? go(job, "QUEUED", restart, [WAKE]) : unchanged(job);
+          return job.filesTransferred < job.filesTotal ? go(job, now, "QUEUED", restart, [WAKE]) : unchanged(job);
         default: // QUEUED, CONNECTING, TRANSFERRING: already in the action group
           return unchanged(job);
       }
@@ -296,12 +334,12 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
         );
       }
       const partial = job.filesTransferred < job.filesTotal;
-      return go(job, "ACKNOWLEDGED", {}, [...stop, { type: "COMMIT_FILES" }], partial ? "PARTIAL_COMPLETE" : undefined);
+      return go(job, now, "ACKNOWLEDGED", {}, [...stop, { type: "COMMIT_FILES" }], partial ? "PARTIAL_COMPLETE" : undefined);
     }
 
     case "CANCEL":
     case "INACTIVITY_TIMEOUT":
-      return go(job, "CANCELLED", {}, [...stop, { type: "DELETE_TEMP_FILES" }]);
+      return go(job, now, "CANCELLED", {}, [...stop, { type: "DELETE_TEMP_FILES" }]);
 
     case "ADD_FILES": {
       if (!Number.isInteger(event.count) || event.count <= 0) {
@@ -326,12 +364,12 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
 
     case "START":
       if (from !== "QUEUED") return notLegal(event.type, from, "QUEUED");
-      return go(job, "CONNECTING", job.activeSince === null ? { activeSince: now } : {});
+      return go(job, now, "CONNECTING", { activeSince: now }); // a stint starts (header note [7])
 
     case "CONNECTED":
       if (from !== "CONNECTING") return notLegal(event.type, from, "CONNECTING");
       // Not noProgressSince: connecting is not progress (header note on CONNECTED).
-      return go(job, "TRANSFERRING", { error: null });
+      return go(job, now, "TRANSFERRING", { error: null });
 
     case "PROGRESS":
       if (!running) return notLegal(event.type, from, "CONNECTING or TRANSFERRING");
@@ -339,17 +377,16 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
 
     case "ALL_FILES_DONE":
       if (!running) return notLegal(event.type, from, "CONNECTING or TRANSFERRING");
-      return go(job, "TRANSFERRED", {
+      return go(job, now, "TRANSFERRED", {
         transferCompletedAt: now,
         error: null,
         retryAt: null,
         noProgressSince: null,
-        activeSince: null,
-      });
+      }); // go() banks the stint (header note [7])
 
     case "YIELD":
       if (!running) return notLegal(event.type, from, "CONNECTING or TRANSFERRING");
-      return go(job, "QUEUED", {}, [WAKE]);
+      return go(job, now, "QUEUED", {}, [WAKE]);
 
     case "TRANSIENT_FAILURE": {
       if (from !== "QUEUED" && !running) return notLegal(event.type, from, "QUEUED, CONNECTING or TRANSFERRING");
@@ -359,17 +396,17 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
       // Fatal at once when every error is fatal (timeout 0) or the retry would come after the
       // timeout: the job keeps this error. Fatal because the no-progress clock ran out: NO_PROGRESS,
       // quoting this error, the same code the sweep gives (NO_PROGRESS_TIMEOUT below).
-      if (job.noProgressTimeout === 0 || delay > job.noProgressTimeout) return go(job, "ERROR", { ...patch, retryAt: null });
+      if (job.noProgressTimeout === 0 || delay > job.noProgressTimeout) return go(job, now, "ERROR", { ...patch, retryAt: null });
       const elapsed = elapsedSeconds(since, now);
       if (elapsed >= job.noProgressTimeout) {
-        return go(job, "ERROR", { ...patch, retryAt: null, error: noProgressError(elapsed, event.error) });
+        return go(job, now, "ERROR", { ...patch, retryAt: null, error: noProgressError(elapsed, event.error) });
       }
-      return go(job, "TRANSIENT_ERROR", { ...patch, retryAt: addSeconds(now, delay) });
+      return go(job, now, "TRANSIENT_ERROR", { ...patch, retryAt: addSeconds(now, delay) });
     }
 
     case "FATAL_FAILURE":
       if (from !== "QUEUED" && !running) return notLegal(event.type, from, "QUEUED, CONNECTING or TRANSFERRING");
-      return go(job, "ERROR", { errorCount: job.errorCount + 1, error: event.error, retryAt: null });
+      return go(job, now, "ERROR", { errorCount: job.errorCount + 1, error: event.error, retryAt: null });
 
     case "RETRY_DUE":
       if (from !== "TRANSIENT_ERROR") return notLegal(event.type, from, "TRANSIENT_ERROR");
@@ -378,7 +415,7 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
         const wait = Math.ceil((job.retryAt.getTime() - now.getTime()) / 1000);
         return refuse("INVALID_STATE", `retry not due until ${job.retryAt.toISOString()} (in ${wait} s)`);
       }
-      return go(job, "QUEUED", {}, [WAKE]);
+      return go(job, now, "QUEUED", {}, [WAKE]);
 
     case "NO_PROGRESS_TIMEOUT": {
       if (from !== "TRANSIENT_ERROR") return notLegal(event.type, from, "TRANSIENT_ERROR");
@@ -389,18 +426,23 @@ export function decide(job: JobSnapshot, event: JobEvent, now: Date): Decision {
         const due = addSeconds(since, job.noProgressTimeout).toISOString();
         return refuse("INVALID_STATE", `no-progress timeout not reached until ${due}`);
       }
-      return go(job, "ERROR", { error: noProgressError(elapsed, job.error ?? null) });
+      return go(job, now, "ERROR", { error: noProgressError(elapsed, job.error ?? null) });
     }
 
     case "MAX_DOWNLOAD_TIME_EXCEEDED": {
       if (!running) return notLegal(event.type, from, "CONNECTING or TRANSFERRING");
-      const since = job.activeSince;
-      if (since === null || elapsedSeconds(since, now) < job.maximumDownloadTime) {
-        const due = since === null ? "the clock is not running" : `not until ${addSeconds(since, job.maximumDownloadTime).toISOString()}`;
+      const active = activeTime(job, now);
+      if (active < job.maximumDownloadTime) {
+        const counted = `${Math.floor(active)} s of ${job.maximumDownloadTime} s counted`;
+        const due =
+          job.activeSince === null
+            ? `${counted} and the clock is not running`
+            : `${counted}; not until ${addSeconds(now, job.maximumDownloadTime - active).toISOString()} if the job keeps running`;
         return refuse("INVALID_STATE", `maximum download time not exceeded: ${due}`);
       }
       return go(
         job,
+        now,
         "ERROR",
         {
           errorCount: job.errorCount + 1,
@@ -425,6 +467,7 @@ const WAKE: Effect = { type: "WAKE_WORKER" };
 
 function go(
   job: JobSnapshot,
+  now: Date,
   to: JobState,
   patch: JobPatch,
   effects: Effect[] = [],
@@ -432,11 +475,16 @@ function go(
 ): Decision {
   // retryAt is only meaningful in TRANSIENT_ERROR: clear it on the way out.
   const leaving: JobPatch = job.state === "TRANSIENT_ERROR" ? { retryAt: null } : {};
+  // Leaving CONNECTING/TRANSFERRING ends a stint: bank it in whole seconds, rounded down
+  // (header note [7]). Applied last so that no case can forget or override it.
+  const endsStint = RUNNING_STATES.has(job.state) && !RUNNING_STATES.has(to);
+  const stintSeconds = Math.floor(activeTime({ activeSeconds: 0, activeSince: job.activeSince }, now));
+  const stint: JobPatch = endsStint ? { activeSeconds: job.activeSeconds + stintSeconds, activeSince: null } : {};
   const decision: Extract<Decision, { kind: "transition" }> = {
     kind: "transition",
     from: job.state,
     to,
-    patch: { state: to, ...leaving, ...patch },
+    patch: { state: to, ...leaving, ...patch, ...stint },
     effects: effects.map((e) => ({ ...e })),
   };
   if (warning !== undefined) decision.warning = warning;

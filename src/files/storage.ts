@@ -1,12 +1,14 @@
-// Where files live on disk. As in BITS, a download is written to a temporary file in the destination
-// directory and becomes visible under its final name only when the job is completed (an atomic
-// rename in the same directory, hence the same file system).
+// Where files live on disk: every user's files under <storage root>/<user>/, `localPath` relative to
+// that. As in BITS, a download is written to a temporary file in the destination directory and
+// becomes visible under its final name only when the job is completed (an atomic rename in the same
+// directory, hence the same file system).
 import fs from "node:fs/promises";
 import path from "node:path";
+import { DomainError } from "../domain/errors.js";
 
 export interface StoredFile {
   id: string;
-  localPath: string; // relative to the storage root, validated (no "..", not absolute)
+  localPath: string; // relative to the user's directory, validated (no "..", not absolute)
   transferred: boolean;
 }
 
@@ -16,35 +18,68 @@ export class FileStorage {
     this.root = path.resolve(root);
   }
 
-  finalPath(f: Pick<StoredFile, "localPath">): string {
-    const p = path.resolve(this.root, f.localPath);
+  /** <root>/<user>: user names are validated to be single safe path segments (src/auth/policy.ts). */
+  userRoot(owner: string): string {
+    const dir = path.resolve(this.root, owner);
+    if (path.dirname(dir) !== this.root) throw new Error(`not a valid owner directory: ${owner}`);
+    return dir;
+  }
+
+  finalPath(owner: string, localPath: string): string {
+    const base = this.userRoot(owner);
+    const p = path.resolve(base, localPath);
     // validateLocalPath already refuses "..", this is the belt to those braces.
-    if (p !== this.root && !p.startsWith(this.root + path.sep)) throw new Error(`path escapes the storage root: ${f.localPath}`);
+    if (!p.startsWith(base + path.sep)) throw new Error(`path escapes the user's directory: ${localPath}`);
     return p;
   }
 
   /** The temporary file for a download: hidden, next to its destination, named by the file's id. */
-  tempPath(f: Pick<StoredFile, "id" | "localPath">): string {
-    const final = this.finalPath(f);
+  tempPath(owner: string, f: Pick<StoredFile, "id" | "localPath">): string {
+    const final = this.finalPath(owner, f.localPath);
     return path.join(path.dirname(final), `.${path.basename(final)}.${f.id}.haul-part`);
+  }
+
+  /**
+   * Refuses a destination that would leave the user's directory through an existing symbolic link:
+   * no component below <root>/<user> may be a symlink (checked when files are added and again
+   * before a transfer writes).
+   */
+  async assertNoSymlink(owner: string, localPath: string): Promise<void> {
+    const base = this.userRoot(owner);
+    let cur = base;
+    for (const seg of localPath.split("/")) {
+      cur = path.join(cur, seg);
+      let st;
+      try {
+        st = await fs.lstat(cur);
+      } catch {
+        return; // does not exist yet: nothing below can be a link either
+      }
+      if (st.isSymbolicLink()) {
+        throw new DomainError("BAD_USER_INPUT", `localPath ${JSON.stringify(localPath)} goes through a symbolic link; choose another destination`);
+      }
+      if (!st.isDirectory()) return;
+    }
   }
 
   /**
    * completeJob: renames every transferred file's temporary file to its final path and deletes the
    * temporary files of the others (BITS partial complete). Returns the ids renamed and the failures.
    */
-  async commit(files: readonly StoredFile[]): Promise<{ renamed: string[]; failed: { id: string; error: string }[] }> {
+  async commit(owner: string, files: readonly StoredFile[]): Promise<{ renamed: string[]; failed: { id: string; error: string }[] }> {
     const renamed: string[] = [];
     const failed: { id: string; error: string }[] = [];
     for (const f of files) {
-      const temp = this.tempPath(f);
+      const temp = this.tempPath(owner, f);
       if (!f.transferred) {
         await fs.rm(temp, { force: true }).catch(() => {});
         continue;
       }
       try {
-        await fs.mkdir(path.dirname(this.finalPath(f)), { recursive: true });
-        await fs.rename(temp, this.finalPath(f));
+        const final = this.finalPath(owner, f.localPath);
+        await fs.mkdir(path.dirname(final), { recursive: true });
+        await this.assertNoSymlink(owner, f.localPath);
+        await fs.rename(temp, final);
         renamed.push(f.id);
       } catch (err) {
         failed.push({ id: f.id, error: (err as Error).message });
@@ -54,15 +89,29 @@ export class FileStorage {
   }
 
   /** cancelJob: deletes the temporary files; returns how many could not be deleted. */
-  async deleteTemps(files: readonly StoredFile[]): Promise<number> {
+  async deleteTemps(owner: string, files: readonly Pick<StoredFile, "id" | "localPath">[]): Promise<number> {
     let failures = 0;
     for (const f of files) {
       try {
-        await fs.rm(this.tempPath(f), { force: true });
+        await fs.rm(this.tempPath(owner, f), { force: true });
       } catch {
         failures++;
       }
     }
     return failures;
+  }
+
+  /** takeOwnership: moves temporary files to the new owner's directory (best effort; a file not moved is fetched again). */
+  async moveTemps(from: string, to: string, files: readonly Pick<StoredFile, "id" | "localPath">[]): Promise<void> {
+    for (const f of files) {
+      const src = this.tempPath(from, f);
+      const dst = this.tempPath(to, f);
+      try {
+        await fs.mkdir(path.dirname(dst), { recursive: true });
+        await fs.rename(src, dst);
+      } catch {
+        await fs.rm(src, { force: true }).catch(() => {});
+      }
+    }
   }
 }

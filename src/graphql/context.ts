@@ -1,24 +1,35 @@
 // Per-request context. Built once per HTTP request or WebSocket subscribe message.
+import { GraphQLError } from "graphql";
 import type { PrismaClient } from "../store/db.js";
-import type { Commands, Actor } from "../jobs/commands.js";
+import type { Commands } from "../jobs/commands.js";
 import type { EventFeed } from "../events/feed.js";
+import type { TokenService } from "../auth/tokens.js";
+import type { Principal } from "../auth/policy.js";
 
 export interface Context {
   prisma: PrismaClient;
   commands: Commands;
   feed: EventFeed;
-  /** Who is calling. Until authentication lands every caller is the single local user. */
-  actor: Actor;
+  tokens: TokenService;
+  /** Who is calling; null when the request carries no valid token (then only UNAUTHENTICATED). */
+  principal: Principal | null;
 }
 
 export interface ContextDeps {
   prisma: PrismaClient;
   commands: Commands;
   feed: EventFeed;
+  tokens: TokenService;
 }
 
-export const LOCAL_USER = "local";
+export function unauthenticated(): GraphQLError {
+  return new GraphQLError("a valid API token is required: send `Authorization: Bearer <token>` (on WebSocket: connection_init payload { authorization: \"Bearer <token>\" })", {
+    extensions: { code: "UNAUTHENTICATED", http: { status: 401 } },
+  });
+}
 
-export function createContext(deps: ContextDeps): Context {
-  return { ...deps, actor: { user: LOCAL_USER } };
+/** The caller; the authentication plugin has already refused requests without one. */
+export function me(ctx: Context): Principal {
+  if (!ctx.principal) throw unauthenticated();
+  return ctx.principal;
 }

@@ -30,6 +30,7 @@ import { filesOfJob, insertFiles, insertJob, lockJob, markFilesCompleted, update
 import type { PrismaClient } from "../store/db.js";
 import type { FileStorage } from "../files/storage.js";
 import type { Logger } from "../logger.js";
+import { canAccess, requireAdmin, type Role } from "../auth/policy.js";
 
 export interface CommandDeps {
   prisma: PrismaClient;
@@ -38,7 +39,9 @@ export interface CommandDeps {
   afterCommit?: () => void;
   logger?: Logger;
   now?: () => Date;
-  limits?: { retryDelayFloorSeconds?: number; maxFilesPerJob?: number };
+  limits?: { retryDelayFloorSeconds?: number; maxFilesPerJob?: number; maxJobsPerUser?: number };
+  /** Refuses a remote URL the operator does not allow (literal addresses); returns an error message or null. */
+  checkUrl?: (url: URL) => string | null;
 }
 
 export interface CreateJobInput {
@@ -77,9 +80,10 @@ export interface CommandResult {
   warnings: string[];
 }
 
-/** Who is calling: recorded on every event. */
+/** Who is calling: the owner of new jobs, checked against every job it touches, recorded on every event. */
 export interface Actor {
   user: string;
+  role: Role;
 }
 
 export function createCommands(deps: CommandDeps) {
@@ -87,6 +91,48 @@ export function createCommands(deps: CommandDeps) {
   const now = deps.now ?? (() => new Date());
   const floor = deps.limits?.retryDelayFloorSeconds ?? DEFAULTS.retryDelayFloorSeconds;
   const maxFiles = deps.limits?.maxFilesPerJob ?? DEFAULTS.maxFilesPerJob;
+  const maxJobs = deps.limits?.maxJobsPerUser ?? 60;
+  const filesLimit = (actor: Actor) => (actor.role === "ADMIN" ? Number.MAX_SAFE_INTEGER : maxFiles); // admins are exempt, as in BITS
+
+  /**
+   * Locks the job and checks the caller may act on it. Another user's job is indistinguishable from
+   * a missing one: both are NOT_FOUND.
+   */
+  async function lockVisible(tx: Tx, id: string, actor: Actor): Promise<Job> {
+    const job = await lockJob(tx, id);
+    if (!job || !canAccess({ ...actor, tokenId: "" }, job.owner)) throw notFound(id);
+    return job;
+  }
+
+  /** Remote URLs: the operator's destination policy (literal addresses are refused here already). */
+  function checkUrls(files: readonly FileSpec[]): void {
+    if (!deps.checkUrl) return;
+    files.forEach((f, i) => {
+      const why = deps.checkUrl!(new URL(f.remoteUrl));
+      if (why) throw new DomainError("BAD_USER_INPUT", `files[${i}].remoteUrl: ${why}`);
+    });
+  }
+
+  /**
+   * Serialises one user's createJob/addFiles (quota and destination checks must see each other),
+   * then refuses destinations another unfinished job of this user already targets.
+   */
+  async function lockUserAndCheckPaths(tx: Tx, owner: string, localPaths: string[], exceptJob: string | null): Promise<void> {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${"haul:user:" + owner}))`;
+    if (localPaths.length === 0) return;
+    const taken = await tx.$queryRaw<{ local_path: string }[]>`
+      SELECT f.local_path FROM file f JOIN job j ON j.id = f.job_id
+       WHERE j.owner = ${owner} AND j.state NOT IN ('ACKNOWLEDGED', 'CANCELLED')
+         AND (${exceptJob}::uuid IS NULL OR j.id <> ${exceptJob}::uuid)
+         AND f.local_path IN (SELECT json_array_elements_text(${JSON.stringify(localPaths)}::json))
+       LIMIT 1`;
+    if (taken.length) {
+      throw new DomainError(
+        "BAD_USER_INPUT",
+        `localPath ${JSON.stringify(taken[0]!.local_path)} is already the destination of another unfinished job; complete or cancel that job, or choose another path`,
+      );
+    }
+  }
 
   /** Runs `fn` in a transaction; pokes the feed after a commit that wrote events. */
   async function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -102,8 +148,7 @@ export function createCommands(deps: CommandDeps) {
     event: DomainEvent,
     actor: Actor,
   ): Promise<{ before: Job; after: Job; decision: Exclude<Decision, { kind: "refused" }> }> {
-    const before = await lockJob(tx, id);
-    if (!before) throw notFound(id);
+    const before = await lockVisible(tx, id, actor);
     const at = now();
     const decision = decide(snapshotOf(before), event, at);
     if (decision.kind === "refused") refuse(decision);
@@ -126,12 +171,29 @@ export function createCommands(deps: CommandDeps) {
       const displayName = validateDisplayName(input.displayName);
       const description = validateDescription(input.description ?? "");
       const files = input.files?.length ? validateFiles(input.files) : [];
-      if (files.length > maxFiles) {
+      if (files.length > filesLimit(actor)) {
         throw new DomainError("TOO_MANY_FILES", `a job holds at most ${maxFiles} files; split the ${files.length} files over several jobs`);
       }
+      checkUrls(files);
+      for (const f of files) await storage.assertNoSymlink(actor.user, f.localPath);
       const at = now();
       const id = randomUUID();
       const job = await transact(async (tx) => {
+        await lockUserAndCheckPaths(
+          tx,
+          actor.user,
+          files.map((f) => f.localPath),
+          null,
+        );
+        if (actor.role !== "ADMIN") {
+          const unfinished = await tx.job.count({ where: { owner: actor.user, state: { notIn: ["ACKNOWLEDGED", "CANCELLED"] } } });
+          if (unfinished >= maxJobs) {
+            throw new DomainError(
+              "TOO_MANY_JOBS",
+              `you have ${unfinished} unfinished jobs, the limit is ${maxJobs} (BITS MaxJobsPerUser); complete or cancel some first`,
+            );
+          }
+        }
         const row = await insertJob(tx, {
           id,
           type,
@@ -162,17 +224,25 @@ export function createCommands(deps: CommandDeps) {
     },
 
     async addFiles(jobId: string, specs: FileSpec[], actor: Actor): Promise<CommandResult> {
-      if (specs.length > maxFiles) {
+      if (specs.length > filesLimit(actor)) {
         throw new DomainError("TOO_MANY_FILES", `a job holds at most ${maxFiles} files`);
       }
+      const checked = validateFiles(specs);
+      checkUrls(checked);
       const job = await transact(async (tx) => {
-        const before = await lockJob(tx, jobId);
-        if (!before) throw notFound(jobId);
+        const before = await lockVisible(tx, jobId, actor);
         const at = now();
-        const d = decide(snapshotOf(before), { type: "ADD_FILES", count: specs.length, maxFilesPerJob: maxFiles }, at);
+        const d = decide(snapshotOf(before), { type: "ADD_FILES", count: specs.length, maxFilesPerJob: filesLimit(actor) }, at);
         if (d.kind === "refused") refuse(d);
         const existing = await filesOfJob(tx, jobId);
         const files = validateFiles(specs, existing.map((f) => f.localPath)); // all or nothing, as AddFileSet
+        for (const f of files) await storage.assertNoSymlink(before.owner, f.localPath);
+        await lockUserAndCheckPaths(
+          tx,
+          before.owner,
+          files.map((f) => f.localPath),
+          jobId,
+        );
         await insertFiles(
           tx,
           files.map((f, i) => ({
@@ -214,13 +284,12 @@ export function createCommands(deps: CommandDeps) {
      */
     async completeJob(id: string, actor: Actor): Promise<CommandResult> {
       const outcome = await transact(async (tx) => {
-        const before = await lockJob(tx, id);
-        if (!before) throw notFound(id);
+        const before = await lockVisible(tx, id, actor);
         const at = now();
         const d = decide(snapshotOf(before), { type: "COMPLETE" }, at);
         if (d.kind === "refused") refuse(d);
         const files = await filesOfJob(tx, id);
-        const { renamed, failed } = await storage.commit(files.filter((f) => !f.completed));
+        const { renamed, failed } = await storage.commit(before.owner, files.filter((f) => !f.completed));
         if (renamed.length) await markFilesCompleted(tx, renamed);
         if (failed.length) return { failed, job: before, warnings: [] as string[] };
         const after = await updateJob(tx, before, { ...patchToData(d.kind === "transition" ? d.patch : {}), modifiedAt: at });
@@ -250,7 +319,7 @@ export function createCommands(deps: CommandDeps) {
       const warnings: string[] = [];
       if (decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")) {
         const files = await prisma.file.findMany({ where: { jobId: id } });
-        const failures = await storage.deleteTemps(files);
+        const failures = await storage.deleteTemps(after.owner, files);
         if (failures) warnings.push("UNABLE_TO_DELETE_FILES");
       }
       return { job: after, warnings };
@@ -278,8 +347,7 @@ export function createCommands(deps: CommandDeps) {
       if (input.credentials != null) (data.httpCredentials = validateCredentials(input.credentials) as unknown as Prisma.InputJsonValue), changed.push("credentials");
       else if (input.clearCredentials) (data.httpCredentials = Prisma.DbNull), changed.push("credentials");
       const job = await transact(async (tx) => {
-        const before = await lockJob(tx, id);
-        if (!before) throw notFound(id);
+        const before = await lockVisible(tx, id, actor);
         const at = now();
         const d = decide(snapshotOf(before), { type: "UPDATE" }, at);
         if (d.kind === "refused") refuse(d);
@@ -289,6 +357,49 @@ export function createCommands(deps: CommandDeps) {
         return after;
       });
       return { job, warnings: [] };
+    },
+
+    /**
+     * BITS TakeOwnership (admins only): the job becomes the caller's. As in BITS, credentials and
+     * custom headers are stripped (they were the old owner's). Its temporary files move to the new
+     * owner's directory (a rename: a transfer writing to one keeps writing to the same file); a
+     * running transfer sees the OWNER_CHANGED event and yields, to continue under the new owner.
+     */
+    async takeOwnership(id: string, actor: Actor): Promise<CommandResult> {
+      if (actor.role !== "ADMIN") {
+        // A user may not take ownership; and must not learn whether the job exists.
+        const visible = await prisma.job.findUnique({ where: { id }, select: { owner: true } });
+        if (!visible || visible.owner !== actor.user) throw notFound(id);
+        requireAdmin({ ...actor, tokenId: "" }, "takeOwnership");
+      }
+      const { before, after } = await transact(async (tx) => {
+        const before = await lockVisible(tx, id, actor);
+        const at = now();
+        const d = decide(snapshotOf(before), { type: "TAKE_OWNERSHIP" }, at);
+        if (d.kind === "refused") refuse(d);
+        if (before.owner === actor.user) return { before, after: before };
+        const files = await filesOfJob(tx, id);
+        await lockUserAndCheckPaths(
+          tx,
+          actor.user,
+          files.map((f) => f.localPath),
+          id,
+        );
+        const after = await updateJob(tx, before, {
+          ...patchToData(d.patch),
+          owner: actor.user,
+          httpHeaders: Prisma.DbNull,
+          httpCredentials: Prisma.DbNull,
+          modifiedAt: at,
+        });
+        await appendEvents(tx, [{ job: after, kind: "OWNER_CHANGED", previousState: before.state, actor: actor.user, details: { from: before.owner } }]);
+        return { before, after };
+      });
+      if (before.owner !== after.owner) {
+        const files = await prisma.file.findMany({ where: { jobId: id, transferred: false } });
+        await storage.moveTemps(before.owner, after.owner, files);
+      }
+      return { job: after, warnings: [] };
     },
   };
 }

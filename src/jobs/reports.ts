@@ -228,8 +228,8 @@ export function createReports(deps: ReportDeps) {
       });
       // After commit, as cancelJob does: the temporary files of cancelled jobs go.
       if (cancelled.length && deps.storage) {
-        const files = await prisma.file.findMany({ where: { jobId: { in: cancelled } } });
-        await deps.storage!.deleteTemps(files);
+        const files = await prisma.file.findMany({ where: { jobId: { in: cancelled } }, include: { job: { select: { owner: true } } } });
+        for (const f of files) await deps.storage!.deleteTemps(f.job.owner, [f]);
       }
       return changed;
     },

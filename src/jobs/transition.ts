@@ -24,6 +24,7 @@ export function snapshotOf(job: Job): JobSnapshot {
     noProgressSince: job.noProgressSince,
     retryAt: job.retryAt,
     activeSince: job.activeSince,
+    activeSeconds: job.activeSeconds,
     maximumDownloadTime: job.maximumDownloadTime,
     error: job.errorCode
       ? {
@@ -45,6 +46,7 @@ export function patchToData(patch: JobPatch): Prisma.JobUpdateManyMutationInput 
   if (patch.retryAt !== undefined) data.retryAt = patch.retryAt;
   if (patch.noProgressSince !== undefined) data.noProgressSince = patch.noProgressSince;
   if (patch.activeSince !== undefined) data.activeSince = patch.activeSince;
+  if (patch.activeSeconds !== undefined) data.activeSeconds = patch.activeSeconds;
   if (patch.transferCompletedAt !== undefined) data.transferCompletedAt = patch.transferCompletedAt;
   if (patch.error !== undefined) {
     data.errorContext = patch.error?.context ?? null;

@@ -9,7 +9,12 @@ import { GraphQLError, type ExecutionArgs } from "graphql";
 import { WebSocketServer } from "ws";
 import { useServer } from "graphql-ws/use/ws";
 import { schema } from "../graphql/schema/index.js";
-import { createContext, type Context } from "../graphql/context.js";
+import type { Context } from "../graphql/context.js";
+import { useAuthentication } from "../graphql/auth-plugin.js";
+import { TokenService, TOKENS_CHANNEL, bearer } from "../auth/tokens.js";
+import type { Principal } from "../auth/policy.js";
+import type { WebSocket } from "ws";
+import { AddressPolicy, literalRefusal } from "../transfer/address-policy.js";
 import { toApiError, withRequestErrorCode } from "../graphql/errors.js";
 import { createCommands, type Commands } from "../jobs/commands.js";
 import { EventFeed } from "../events/feed.js";
@@ -21,7 +26,8 @@ import { createReports } from "../jobs/reports.js";
 import { Worker, type WorkerOptions } from "../worker/worker.js";
 
 export interface AppDeps {
-  config: Pick<Config, "host" | "port" | "storageRoot" | "retryDelayFloorSeconds" | "maxFilesPerJob" | "graphiql">;
+  config: Pick<Config, "host" | "port" | "storageRoot" | "retryDelayFloorSeconds" | "maxFilesPerJob" | "graphiql"> &
+    Partial<Pick<Config, "maxJobsPerUser" | "introspection" | "allowedNetworks">>;
   db: Database;
   logger: Logger;
   feedOptions?: ConstructorParameters<typeof EventFeed>[2];
@@ -54,27 +60,34 @@ export interface App {
   readonly feed: EventFeed;
   readonly server: http.Server;
   readonly worker: Worker | null;
+  readonly tokens: TokenService;
 }
 
 export function buildApp(deps: AppDeps): App {
   const { config, db, logger } = deps;
   const storage = new FileStorage(config.storageRoot);
+  const policy = new AddressPolicy(config.allowedNetworks ?? []);
   const feed = new EventFeed(db, logger, deps.feedOptions);
   const commands = createCommands({
     prisma: db.prisma,
     storage,
     afterCommit: () => feed.poke(),
     logger,
-    limits: { retryDelayFloorSeconds: config.retryDelayFloorSeconds, maxFilesPerJob: config.maxFilesPerJob },
+    limits: { retryDelayFloorSeconds: config.retryDelayFloorSeconds, maxFilesPerJob: config.maxFilesPerJob, maxJobsPerUser: config.maxJobsPerUser },
+    checkUrl: (url) => {
+      const r = literalRefusal(policy, url);
+      return r ? `haul may not fetch from ${r.address} (${r.reason} address); an operator can allow it with HAUL_ALLOWED_NETWORKS` : null;
+    },
   });
-  const contextDeps = { prisma: db.prisma, commands, feed };
+  const tokens = new TokenService(db.prisma, logger);
+  const contextDeps = { prisma: db.prisma, commands, feed, tokens };
   const worker = deps.worker
     ? new Worker({
         reports: createReports({ prisma: db.prisma, storage, afterCommit: () => feed.poke() }),
         feed,
         storage,
         logger,
-        options: deps.worker,
+        options: { ...deps.worker, policy },
       })
     : null;
 
@@ -89,7 +102,14 @@ export function buildApp(deps: AppDeps): App {
       warn: (...a) => logger.warn({ yoga: a.map(String) }, "yoga"),
       error: (...a) => logger.error({ yoga: a.map(String) }, "yoga"),
     },
-    context: () => createContext(contextDeps),
+    // HTTP and SSE: the Authorization header. WebSocket: the principal found at connection_init
+    // (see onConnect below), passed in by onSubscribe.
+    context: async (initial: { request?: Request; principal?: Principal | null }) => ({
+      ...contextDeps,
+      principal:
+        initial.principal !== undefined ? initial.principal : await tokens.authenticate(bearer(initial.request?.headers.get("authorization"))),
+    }),
+    plugins: [useAuthentication()],
     maskedErrors: {
       maskError(error) {
         if (!(error instanceof GraphQLError)) return internal(error);
@@ -135,8 +155,34 @@ export function buildApp(deps: AppDeps): App {
   });
 
   const wss = new WebSocketServer({ server, path: "/graphql" });
-  const wsServer = useServer<Record<string, unknown>, { request: http.IncomingMessage; socket: unknown }>(
+  // Live sockets by the token that authenticated them: revoking a token closes them.
+  const socketsByToken = new Map<string, Set<WebSocket>>();
+  const closeRevoked = (tokenId: string) => {
+    for (const sock of socketsByToken.get(tokenId) ?? []) sock.close(4401, "token revoked");
+    socketsByToken.delete(tokenId);
+  };
+  tokens.onRevoked(closeRevoked);
+  // Safety net for a missed notification: look every 2 s (revocation must bite within 5 s).
+  const revocationCheck = setInterval(() => {
+    const ids = [...socketsByToken.keys()];
+    if (ids.length) void tokens.revokedAmong(ids).then((gone) => gone.forEach(closeRevoked)).catch(() => {});
+  }, 2000);
+  revocationCheck.unref();
+  const wsServer = useServer<Record<string, unknown>, { request: http.IncomingMessage; socket: WebSocket; principal?: Principal | null }>(
     {
+      // The token: connection_init payload { authorization: "Bearer ..." }, else the upgrade request's header.
+      onConnect: async (ctx) => {
+        const fromPayload = typeof ctx.connectionParams?.authorization === "string" ? ctx.connectionParams.authorization : null;
+        const principal = await tokens.authenticate(bearer(fromPayload ?? ctx.extra.request.headers.authorization));
+        ctx.extra.principal = principal;
+        if (principal) {
+          const set = socketsByToken.get(principal.tokenId) ?? new Set();
+          set.add(ctx.extra.socket);
+          socketsByToken.set(principal.tokenId, set);
+          ctx.extra.socket.once("close", () => set.delete(ctx.extra.socket));
+        }
+        return true; // without a valid token, every operation on this socket answers UNAUTHENTICATED
+      },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
       onSubscribe: async (ctx, _id, params) => {
@@ -144,6 +190,7 @@ export function buildApp(deps: AppDeps): App {
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
+          principal: ctx.extra.principal ?? null,
           params,
         });
         let document;
@@ -170,6 +217,7 @@ export function buildApp(deps: AppDeps): App {
   );
 
   let url = "";
+  let unlistenTokens: (() => Promise<void>) | null = null;
   return {
     get url() {
       return url;
@@ -178,8 +226,10 @@ export function buildApp(deps: AppDeps): App {
     feed,
     server,
     worker,
+    tokens,
     async start() {
       await feed.start();
+      unlistenTokens = await db.listen(TOKENS_CHANNEL, (id) => tokens.onNotify(id));
       worker?.start();
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -196,6 +246,8 @@ export function buildApp(deps: AppDeps): App {
     async stop() {
       await worker?.stop();
       await feed.stop();
+      clearInterval(revocationCheck);
+      await unlistenTokens?.();
       await Promise.resolve(wsServer.dispose()).catch(() => {});
       for (const c of wss.clients) c.terminate();
       wss.close();

@@ -20,6 +20,7 @@ import { createHash, type Hash } from "node:crypto";
 import type { Failure } from "../domain/retry-policy.js";
 import { failureFromError } from "../domain/retry-policy.js";
 import { throttle, type TokenBucket } from "./throttle.js";
+import { DESTINATION_NOT_ALLOWED, guardedLookup, literalRefusal, type AddressPolicy } from "./address-policy.js";
 
 export class TransferFailure extends Error {
   constructor(readonly failure: Failure) {
@@ -64,8 +65,12 @@ export interface DownloadOptions {
   onConnected: () => Promise<void>;
   /** Persist progress (the bytes it names are on disk). */
   checkpoint: (c: Checkpoint) => Promise<void>;
-  /** Is this address allowed to be connected to? (SSRF guard; undefined: everything.) */
-  checkAddress?: (address: string) => boolean;
+  /**
+   * Where haul may connect (SSRF guard): checked on the address actually connected to, through the
+   * DNS lookup of every request (so rebinding and redirects cannot get around it) and on literal
+   * addresses in every URL, redirects included. Undefined: everything.
+   */
+  policy?: AddressPolicy;
 }
 
 const agentOpts = { keepAlive: true, maxSockets: 64, maxFreeSockets: 64 };
@@ -85,21 +90,23 @@ function isStrongEtag(etag: string | null): etag is string {
 async function get(start: URL, headers: Record<string, string>, o: DownloadOptions, stall: Stall): Promise<Response> {
   let url = start;
   let hdrs = { ...headers };
+  const lookup = o.policy ? guardedLookup(o.policy) : undefined;
   for (let hop = 0; ; hop++) {
+    if (o.policy) {
+      const refused = literalRefusal(o.policy, url);
+      if (refused) throw new TransferFailure({ kind: "destinationNotAllowed", address: refused.address });
+    }
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const mod = url.protocol === "https:" ? https : http;
-      const req = mod.request(url, { method: "GET", headers: hdrs, agent: url.protocol === "https:" ? httpsAgent : httpAgent });
+      const req = mod.request(url, {
+        method: "GET",
+        headers: hdrs,
+        agent: url.protocol === "https:" ? httpsAgent : httpAgent,
+        ...(lookup ? { lookup } : {}),
+      });
       stall.arm(() => req.destroy(new StallError("headers")));
       const onAbort = () => req.destroy(o.signal.reason as Error);
       o.signal.addEventListener("abort", onAbort, { once: true });
-      req.on("socket", (sock) => {
-        if (o.checkAddress) {
-          sock.once("connect", () => {
-            const addr = sock.remoteAddress ?? "";
-            if (!o.checkAddress!(addr)) req.destroy(new TransferFailure({ kind: "destinationNotAllowed", address: addr }));
-          });
-        }
-      });
       req.on("response", (r) => {
         o.signal.removeEventListener("abort", onAbort);
         resolve(r);
@@ -235,6 +242,9 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
         if (err instanceof TransferFailure) throw err;
         if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: err.phase, seconds: o.stallSeconds });
         if (o.signal.aborted) throw o.signal.reason;
+        if ((err as NodeJS.ErrnoException).code === DESTINATION_NOT_ALLOWED) {
+          throw new TransferFailure({ kind: "destinationNotAllowed", address: String((err as { address?: string }).address ?? "") });
+        }
         throw new TransferFailure(failureFromError(err, "network"));
       }
       const { res } = resp;

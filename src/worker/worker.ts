@@ -22,8 +22,10 @@ import type { Logger } from "../logger.js";
 import { classify, toErrorInfo } from "../domain/retry-policy.js";
 import { download, TransferFailure } from "../transfer/http.js";
 import { TokenBucket } from "../transfer/throttle.js";
+import type { AddressPolicy } from "../transfer/address-policy.js";
 import { jobAtEvent } from "../store/events.js";
 import type { JobEvent as DomainEvent } from "../domain/job-state.js";
+import { activeTime } from "../domain/job-state.js";
 
 export interface WorkerOptions {
   maxTransfers: number;
@@ -36,7 +38,8 @@ export interface WorkerOptions {
   /** minimum interval between progress writes per job */
   progressIntervalMs: number;
   maxRedirects: number;
-  checkAddress?: (address: string) => boolean;
+  /** where transfers may connect (SSRF guard) */
+  policy?: AddressPolicy;
 }
 
 export interface WorkerDeps {
@@ -129,7 +132,7 @@ export class Worker {
 
   /** Follows committed events: stop transfers whose job left the active states; wake on new work. */
   private followEvents(): void {
-    const sub = this.deps.feed.subscribe({ kinds: new Set(["STATE_CHANGED", "PROPERTIES_CHANGED", "CREATED"]) });
+    const sub = this.deps.feed.subscribe({ kinds: new Set(["STATE_CHANGED", "PROPERTIES_CHANGED", "CREATED", "OWNER_CHANGED"]) });
     this.sub = sub;
     void (async () => {
       for await (const ev of sub) {
@@ -141,6 +144,8 @@ export class Worker {
           if (ev.state !== "CONNECTING" && ev.state !== "TRANSFERRING") {
             r.stoppedState = ev.state;
             this.abort(r, "stopped");
+          } else if (ev.kind === "OWNER_CHANGED") {
+            this.abort(r, "preempted"); // yield: the next attempt runs with the new owner's paths and options
           } else if (ev.kind === "PROPERTIES_CHANGED") {
             const job = jobAtEvent(ev);
             if (job) this.applyProperties(r, job);
@@ -216,10 +221,11 @@ export class Worker {
   }
 
   private checkMaxDownloadTime(): void {
-    const now = Date.now();
+    const now = new Date();
     for (const r of this.running.values()) {
-      const since = r.job.activeSince?.getTime();
-      if (since !== undefined && now - since >= r.job.maximumDownloadTime * 1000) this.abort(r, "timeout");
+      // Only time in CONNECTING/TRANSFERRING since the last Resume counts (job-state.ts header note [7]).
+      const active = activeTime({ activeSeconds: r.job.activeSeconds, activeSince: r.job.activeSince }, now);
+      if (active >= r.job.maximumDownloadTime) this.abort(r, "timeout");
     }
   }
 
@@ -298,7 +304,10 @@ export class Worker {
         if (f.transferred) continue;
         currentFile = f;
         base = files.filter((x) => x !== f).reduce((s, x) => s + x.bytesTransferred, 0n);
-        const tempPath = storage.tempPath(f);
+        const tempPath = storage.tempPath(job.owner, f);
+        await storage.assertNoSymlink(job.owner, f.localPath).catch((err) => {
+          throw new TransferFailure({ kind: "local", code: "ELOOP", path: f.localPath, message: (err as Error).message });
+        });
         if (c.takeover && f.bytesTransferred > 0n) await takeOverTempFile(tempPath, f.bytesTransferred);
         await download(
           { url: f.remoteUrl, tempPath, offset: f.bytesTransferred, etag: f.etag, lastModified: f.lastModified, sha256: f.sha256 },
@@ -310,7 +319,7 @@ export class Worker {
             maxRedirects: o.maxRedirects,
             checkpointMs: o.progressIntervalMs,
             checkpointFraction: 50, // a crash costs at most about 2% of a file (or 1 MiB)
-            checkAddress: o.checkAddress,
+            policy: o.policy,
             onConnected: async () => {
               if (state === "CONNECTING") {
                 await report({ events: [{ type: "CONNECTED" }] });
@@ -363,7 +372,7 @@ export class Worker {
         // (re)created, since the command's own clean-up may have run before the transfer stopped.
         await reports.release(job.id, r.lease);
         if ((r.stoppedState === "CANCELLED" || r.stoppedState === "ACKNOWLEDGED") && file && !file.transferred) {
-          await fs.rm(storage.tempPath(file), { force: true }).catch(() => {});
+          await fs.rm(storage.tempPath(job.owner, file), { force: true }).catch(() => {});
         }
         return;
       }

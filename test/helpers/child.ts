@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { REPO_ROOT, freePort, waitFor, withTimeout } from "./subscribe.js";
+import { ensureTestTokens, setDefaultToken } from "./auth.js";
 
 export interface HaulChild {
   child: ChildProcess;
@@ -43,6 +44,7 @@ export async function startHaulChild(opts: HaulChildOptions): Promise<HaulChild>
       HOST: "127.0.0.1",
       PORT: String(port),
       HAUL_MIGRATE_ON_START: "false",
+      HAUL_ALLOWED_NETWORKS: "127.0.0.0/8,::1/128",
       HAUL_WORKER: "true",
       HAUL_LOG_LEVEL: "warn",
       HAUL_DATA_DIR: dataDir,
@@ -104,6 +106,7 @@ export async function startHaulChild(opts: HaulChildOptions): Promise<HaulChild>
     await stop();
     throw err;
   }
+  setDefaultToken(url, (await ensureTestTokens(opts.databaseUrl)).userToken);
   return {
     child,
     pid: child.pid!,

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient, type Client } from "graphql-ws";
+import { authHeader, defaultToken, ensureTestTokens, setDefaultToken } from "./auth.js";
 import WebSocket from "ws";
 
 export const DEFAULT_WAIT_MS = 10_000;
@@ -147,7 +148,9 @@ export interface WsClient {
 }
 
 /** A graphql-ws client that never retries and keeps its socket open (lazy: false), so closes are visible. */
-export async function connectWs(url: string): Promise<WsClient> {
+/** `token`: undefined = the server's default test token; null = none. */
+export async function connectWs(url: string, token?: string | null): Promise<WsClient> {
+  const t = token === undefined ? defaultToken(url) : token;
   const stats = { connected: 0, closed: 0, closeEvents: [] as unknown[] };
   let connectedResolve!: () => void;
   let connectedReject!: (e: unknown) => void;
@@ -158,6 +161,7 @@ export async function connectWs(url: string): Promise<WsClient> {
   const client = createClient({
     url,
     webSocketImpl: WebSocket,
+    connectionParams: t ? { authorization: `Bearer ${t}` } : {},
     lazy: false,
     retryAttempts: 0,
     onNonLazyError: (err) => connectedReject(err),
@@ -223,7 +227,7 @@ export interface SseSubscription<T = any> {
  * `event: next` frames are pushed, `event: complete` completes; a non-SSE response body (a plain JSON
  * result, e.g. a request error) is pushed as one payload, then complete.
  */
-export function subscribeSse<T = any>(url: string, query: string, variables?: Record<string, unknown>): SseSubscription<T> {
+export function subscribeSse<T = any>(url: string, query: string, variables?: Record<string, unknown>, token?: string | null): SseSubscription<T> {
   const events = new Collector<T>();
   const abort = new AbortController();
   let head!: (h: { status: number; contentType: string }) => void;
@@ -237,7 +241,7 @@ export function subscribeSse<T = any>(url: string, query: string, variables?: Re
   const done = (async () => {
     const res = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      headers: { "content-type": "application/json", accept: "text/event-stream", ...authHeader(url, token) },
       body: JSON.stringify({ query, variables }),
       signal: abort.signal,
     });
@@ -319,8 +323,9 @@ export interface RawWs {
   close(): Promise<void>;
 }
 
-export async function connectRawWs(url: string): Promise<RawWs> {
-  const ws = new WebSocket(url, "graphql-transport-ws");
+/** The token goes in the upgrade request's Authorization header. */
+export async function connectRawWs(url: string, token?: string | null): Promise<RawWs> {
+  const ws = new WebSocket(url, "graphql-transport-ws", { headers: authHeader(url, token) });
   const messages: RawMessage[] = [];
   const listeners = new Set<() => void>();
   const raw: RawWs = {
@@ -412,6 +417,7 @@ export async function startChildServer(databaseUrl: string, opts: { startupMs?: 
       HOST: "127.0.0.1",
       PORT: String(port),
       HAUL_MIGRATE_ON_START: "false",
+      HAUL_ALLOWED_NETWORKS: "127.0.0.0/8,::1/128",
       // API only: a transfer worker would move QUEUED jobs on by itself (HAUL_WORKER=off).
       HAUL_WORKER: opts.worker ? "true" : "false",
       HAUL_LOG_LEVEL: opts.logLevel ?? "warn",
@@ -467,5 +473,6 @@ export async function startChildServer(databaseUrl: string, opts: { startupMs?: 
     await stop();
     throw err;
   }
+  setDefaultToken(url, (await ensureTestTokens(databaseUrl)).userToken);
   return { child, url, graphqlUrl: `${url}/graphql`, wsUrl: `ws://127.0.0.1:${port}/graphql`, output: () => out, stop };
 }

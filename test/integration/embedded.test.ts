@@ -8,7 +8,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createHash } from "node:crypto";
-import { ok } from "../helpers/server.js";
+import { ok, gql } from "../helpers/server.js";
+import { setDefaultToken } from "../helpers/auth.js";
 import { startOrigin } from "../helpers/origin.js";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -73,7 +74,7 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-embedded-"));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const env = { HAUL_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1" };
+  const env = { HAUL_DATA_DIR: dataDir, PORT: String(port), HOST: "127.0.0.1", HAUL_ALLOWED_NETWORKS: "127.0.0.0/8" };
   let first: Proc | undefined;
   let again: Proc | undefined;
   const origin = await startOrigin([{ path: "/data/a.bin", size: 300_000 }]);
@@ -82,6 +83,15 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
     await waitHealthy(url, first);
     assert.match(first.output(), /migrations applied/);
     assert.match(first.output(), /embedded PGlite/);
+    // First start: an ADMIN token in <data dir>/admin-token, mode 0600; the log names the file, never the token.
+    const tokenFile = path.join(dataDir, "admin-token");
+    const token = fs.readFileSync(tokenFile, "utf8").trim();
+    assert.equal(fs.statSync(tokenFile).mode & 0o777, 0o600);
+    assert.match(first.output(), new RegExp(tokenFile.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+    assert.ok(!first.output().includes(token), "the token is never logged");
+    setDefaultToken(url, token);
+    assert.equal((await gql(`${url}/graphql`, `{ viewer { user } }`, undefined, null)).errors?.[0]?.extensions?.code, "UNAUTHENTICATED");
+    assert.deepEqual((await ok(`${url}/graphql`, `{ viewer { user role } }`)).viewer, { user: "admin", role: "ADMIN" });
 
     // GraphiQL loads in a browser.
     const page = await fetch(`${url}/graphql`, { headers: { accept: "text/html" } });
@@ -103,7 +113,7 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
       assert.ok(Date.now() < deadline, `not transferred in time: ${JSON.stringify(j)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(!fs.existsSync(path.join(dataDir, "files/dl/a.bin")), "invisible until completeJob");
+    assert.ok(!fs.existsSync(path.join(dataDir, "files/admin/dl/a.bin")), "invisible until completeJob");
 
     // A second process on the same directory is refused with a message that says why.
     const port2 = await freePort();
@@ -123,7 +133,7 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
     assert.deepEqual(job.job, { displayName: "persisted", state: "TRANSFERRED", progress: { bytesTransferred: "300000" } });
     const done = await ok(`${url}/graphql`, `mutation($id: ID!) { completeJob(id: $id) { job { state } warnings } }`, { id });
     assert.deepEqual(done.completeJob, { job: { state: "ACKNOWLEDGED" }, warnings: [] });
-    const bytes = fs.readFileSync(path.join(dataDir, "files/dl/a.bin"));
+    const bytes = fs.readFileSync(path.join(dataDir, "files/admin/dl/a.bin"));
     assert.equal(createHash("sha256").update(bytes).digest("hex"), origin.sha256Of("/data/a.bin"));
   } finally {
     await origin.close();

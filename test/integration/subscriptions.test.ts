@@ -2,6 +2,7 @@
 // (graphql-ws), SSE and a raw graphql-transport-ws socket, a second server process on the same
 // database, replay from a cursor, concurrency, bad input, and commit-to-receive latency.
 // Every wait is bounded (test/helpers/subscribe.ts); nothing sleeps for correctness.
+import { setDefaultToken } from "../helpers/auth.js";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -432,7 +433,7 @@ describe("jobStateChanged under concurrency", () => {
     const db = await openDatabase({ databaseUrl: server.database.url, dataDir: "", migrate: false });
     const storageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "haul-files-"));
     const app = buildApp({
-      config: { host: "127.0.0.1", port: 0, storageRoot, retryDelayFloorSeconds: 5, maxFilesPerJob: 200, graphiql: false },
+      config: { host: "127.0.0.1", port: 0, storageRoot, retryDelayFloorSeconds: 5, maxFilesPerJob: 200, graphiql: false, allowedNetworks: ["127.0.0.0/8"] },
       db,
       logger: createLogger(process.env.HAUL_TEST_LOG ?? "silent"),
       feedOptions: { pageSize: 4, maxQueue: 1 },
@@ -460,6 +461,7 @@ describe("jobStateChanged under concurrency", () => {
     };
     try {
       const url = await app.start();
+      setDefaultToken(url, server.userToken);
       await concurrencyScenario(`${url}/graphql`, `${url.replace(/^http/, "ws")}/graphql`, app);
       console.log(`# tuned feed (pageSize 4, maxQueue 1), 4 subscribers: ${seen.replayQueries} replay queries, ${seen.fallbacks} slow-consumer fallbacks`);
     } finally {

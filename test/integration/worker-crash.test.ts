@@ -232,7 +232,7 @@ test("kill -9 of the child mid-transfer: a new process resumes at the persisted 
     assert.deepEqual(path_, ["SUSPENDED", "QUEUED", "CONNECTING", "TRANSFERRING", "QUEUED", "CONNECTING", "TRANSFERRING", "TRANSFERRED"]);
 
     await mustAct(c2.graphqlUrl, "completeJob", id, "ACKNOWLEDGED");
-    assert.equal(sha256File(path.join(storageRoot, "crash/big.bin")), origin.sha256Of(P));
+    assert.equal(sha256File(path.join(storageRoot, "local", "crash/big.bin")), origin.sha256Of(P));
     assert.deepEqual(tempFiles(storageRoot), [], "no temporary or take-over files left");
 
     note(t, `persisted offset at kill ${persisted} (${((100 * Number(persisted)) / SIZE).toFixed(1)}%); served to the killed process ${servedToDead}; resumed with Range from ${resumedAt}`);
@@ -274,7 +274,7 @@ test("fencing: after a newer claim, the old worker writes nothing more for the j
     );
     assert.equal(old.holder, worker.holder);
     const oldToken = BigInt(old.token);
-    const tempPath = new FileStorage(s.storageRoot).tempPath({ id: old.file_id, localPath: "fence/slow.bin" });
+    const tempPath = new FileStorage(s.storageRoot).tempPath("local", { id: old.file_id, localPath: "fence/slow.bin" });
 
     // A newer claim by someone else (a live holder: its lease is long, so no sweep reclaims it).
     // Taken in one transaction with the snapshot: any report in flight committed before our UPDATE
@@ -361,7 +361,7 @@ test("fencing: after a newer claim, the old worker writes nothing more for the j
     const final = await one<{ token: string; holder: string | null }>(db, `SELECT lease_token::text AS token, lease_holder AS holder FROM job WHERE id = $1::uuid`, [uuid]);
     assert.deepEqual(final, { token: String(oldToken + 2n), holder: null });
     await mustAct(url, "completeJob", id, "ACKNOWLEDGED");
-    assert.equal(sha256File(path.join(s.storageRoot, "fence/slow.bin")), origin.sha256Of(P));
+    assert.equal(sha256File(path.join(s.storageRoot, "local", "fence/slow.bin")), origin.sha256Of(P));
     assert.deepEqual(tempFiles(s.storageRoot), []);
   } finally {
     await cleanup(
@@ -422,7 +422,7 @@ test("expired lease: a crashed child's job is reclaimed by another worker within
     const done = await waitForState(s.graphqlUrl, id, ["TRANSFERRED", "ERROR"], 30_000);
     assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
     await mustAct(s.graphqlUrl, "completeJob", id, "ACKNOWLEDGED");
-    assert.equal(sha256File(path.join(storageRoot, "reclaim/file.bin")), origin.sha256Of(P));
+    assert.equal(sha256File(path.join(storageRoot, "local", "reclaim/file.bin")), origin.sha256Of(P));
     // The kill came at an arbitrary moment: what is fetched twice is exactly what the dead process
     // received past its last checkpoint (at most ~one checkpoint interval, 500 ms, of data).
     const refetched = origin.bytesServed(P) - SIZE;
@@ -504,8 +504,8 @@ test("a HIGH job pre-empts a running LOW one (QUEUED by the service), which late
 
     await mustAct(url, "completeJob", low, "ACKNOWLEDGED");
     await mustAct(url, "completeJob", high, "ACKNOWLEDGED");
-    assert.equal(sha256File(path.join(s.storageRoot, "prio/low.bin")), origin.sha256Of("/prio/low.bin"));
-    assert.equal(sha256File(path.join(s.storageRoot, "prio/high.bin")), origin.sha256Of("/prio/high.bin"));
+    assert.equal(sha256File(path.join(s.storageRoot, "local", "prio/low.bin")), origin.sha256Of("/prio/low.bin"));
+    assert.equal(sha256File(path.join(s.storageRoot, "local", "prio/high.bin")), origin.sha256Of("/prio/high.bin"));
     note(t, `LOW back in QUEUED ${preemptMs} ms after HIGH's resumeJob was sent; LOW resumed from its offset ${offset}`);
   } finally {
     await cleanup(
@@ -551,8 +551,8 @@ test("FOREGROUND jobs always run: with one slot taken by a NORMAL job, a FOREGRO
     assert.equal(origin.requests("/fg/normal.bin").length, 1, "NORMAL's transfer was never interrupted");
     await mustAct(url, "completeJob", fg, "ACKNOWLEDGED");
     await mustAct(url, "completeJob", normal, "ACKNOWLEDGED");
-    assert.equal(sha256File(path.join(s.storageRoot, "fg/fg.bin")), origin.sha256Of("/fg/fg.bin"));
-    assert.equal(sha256File(path.join(s.storageRoot, "fg/normal.bin")), origin.sha256Of("/fg/normal.bin"));
+    assert.equal(sha256File(path.join(s.storageRoot, "local", "fg/fg.bin")), origin.sha256Of("/fg/fg.bin"));
+    assert.equal(sha256File(path.join(s.storageRoot, "local", "fg/normal.bin")), origin.sha256Of("/fg/normal.bin"));
     note(t, `FOREGROUND transferring alongside NORMAL ${bothMs} ms after its resumeJob returned`);
   } finally {
     await cleanup(
@@ -707,18 +707,18 @@ test("suspendJob sent to another process stops the transfer within 1 s; cancelJo
     const twoId = uuidOf(two);
     await mustAct(url, "resumeJob", two, "QUEUED");
     await waitFor(async () => (await fileBytes(db, twoId)) > 500_000n, "job 2 moving on A", { ms: 15_000, intervalMs: 20 });
-    assert.equal(tempFiles(path.join(storageRoot, "c")).length, 1, "job 2 has its temporary file");
+    assert.equal(tempFiles(path.join(storageRoot, "local", "c")).length, 1, "job 2 has its temporary file");
     const s2 = sampler(() => origin.bytesServed("/x/two.bin"), 5);
     const t1 = Date.now();
     await mustAct(url, "cancelJob", two, "CANCELLED");
-    const noTempMs = await timeUntil(() => tempFiles(path.join(storageRoot, "c")).length === 0, "job 2's temporary file gone", 3_000, () =>
+    const noTempMs = await timeUntil(() => tempFiles(path.join(storageRoot, "local", "c")).length === 0, "job 2's temporary file gone", 3_000, () =>
       tempFiles(storageRoot).join(", "),
     );
     await sleep(1_500); // and it does not come back (A's attempt winding down after B deleted it)
     s2.stop();
     const cancelStopMs = s2.lastChange() - t1;
-    assert.deepEqual(tempFiles(path.join(storageRoot, "c")), [], "no temporary file for the cancelled job");
-    assert.ok(!fs.existsSync(path.join(storageRoot, "c/two.bin")));
+    assert.deepEqual(tempFiles(path.join(storageRoot, "local", "c")), [], "no temporary file for the cancelled job");
+    assert.ok(!fs.existsSync(path.join(storageRoot, "local", "c/two.bin")));
     assert.ok(cancelStopMs <= 1_000, `the origin kept sending to A ${cancelStopMs} ms after cancelJob was sent to B`);
 
     // And the suspended one's temporary file goes with its cancel too: nothing left at all.

@@ -108,7 +108,7 @@ async function completeAndRead(server: Server, id: string, localPath: string): P
   const r = await act(server.graphqlUrl, "completeJob", id);
   assert.equal(r.data?.completeJob?.job?.state, "ACKNOWLEDGED", JSON.stringify(r));
   assert.deepEqual(r.data.completeJob.warnings, []);
-  return fs.readFileSync(path.join(server.storageRoot, localPath));
+  return fs.readFileSync(path.join(server.storageRoot, "local", localPath));
 }
 
 function tempFiles(dir: string): string[] {
@@ -653,7 +653,7 @@ test("inactivity cancel deletes the job's temporary files (as cancelJob does)", 
     await act(x.graphqlUrl, "resumeJob", id);
     await waitFor(x.graphqlUrl, id, (j) => Number(j.progress.bytesTransferred) >= 200_000, "bytes moving", 10_000);
     assert.equal((await act(x.graphqlUrl, "suspendJob", id)).data.suspendJob.job.state, "SUSPENDED");
-    const dir = path.join(x.storageRoot, "idle2");
+    const dir = path.join(x.storageRoot, "local", "idle2");
     await until(() => tempFiles(dir).length === 1, "the partial temp file", 3_000);
     // Let the stopped transfer release its lease and settle before ageing the row.
     await sleep(500);

@@ -43,12 +43,12 @@ test("a job downloads, reaches TRANSFERRED, and its files appear only on complet
   assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
   assert.deepEqual(done.progress, { bytesTotal: "200000", bytesTransferred: "200000", filesTotal: 2, filesTransferred: 2 });
   assert.ok(done.times.transferCompletedAt);
-  assert.ok(!fs.existsSync(path.join(s.storageRoot, "ok/a.bin")));
+  assert.ok(!fs.existsSync(path.join(s.filesRoot, "ok/a.bin")));
   const r = await act(url, "completeJob", id);
   assert.equal(r.data.completeJob.job.state, "ACKNOWLEDGED");
-  assert.equal(sha(fs.readFileSync(path.join(s.storageRoot, "ok/a.bin"))), o.sha256Of("/ok/a.bin"));
-  assert.equal(fs.readFileSync(path.join(s.storageRoot, "ok/b.bin")).length, 0);
-  assert.deepEqual(tempFiles(s.storageRoot), []);
+  assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, "ok/a.bin"))), o.sha256Of("/ok/a.bin"));
+  assert.equal(fs.readFileSync(path.join(s.filesRoot, "ok/b.bin")).length, 0);
+  assert.deepEqual(tempFiles(s.filesRoot), []);
   const events = await s.db.prisma.jobEvent.findMany({ where: { jobId: Buffer.from(id, "base64").toString().split(":")[1]! }, orderBy: { seq: "asc" } });
   assert.deepEqual(
     events.filter((e) => e.kind === "STATE_CHANGED" || e.kind === "CREATED").map((e) => e.state),
@@ -101,7 +101,7 @@ test("a reset mid-body resumes from the offset with Range + If-Range", async () 
   assert.ok(resumedAt > 0 && resumedAt <= 700_000, `resumed at ${resumedAt}`);
   assert.ok(o.bytesServed("/reset.bin") < 2_000_000 + 700_000 + 1);
   await act(url, "completeJob", id);
-  assert.equal(sha(fs.readFileSync(path.join(s.storageRoot, "r/reset.bin"))), o.sha256Of("/reset.bin"));
+  assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, "r/reset.bin"))), o.sha256Of("/reset.bin"));
 });
 
 test("suspend stops a running transfer within a second; resume continues from the offset", async () => {
@@ -131,7 +131,7 @@ test("suspend stops a running transfer within a second; resume continues from th
   assert.match(last.range ?? "", /^bytes=\d+-$/, "resumed with a Range request");
   assert.ok(Number(/bytes=(\d+)-/.exec(last.range!)![1]) >= offset);
   await act(url, "completeJob", id);
-  assert.equal(sha(fs.readFileSync(path.join(s.storageRoot, "s/slow.bin"))), o.sha256Of("/slow.bin"));
+  assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, "s/slow.bin"))), o.sha256Of("/slow.bin"));
 });
 
 test("cancel mid-transfer stops it and leaves no temporary file", async () => {
@@ -142,9 +142,9 @@ test("cancel mid-transfer stops it and leaves no temporary file", async () => {
   await waitFor(url, id, (j) => Number(j.progress.bytesTransferred) > 100_000, "bytes moving");
   assert.equal((await act(url, "cancelJob", id)).data.cancelJob.job.state, "CANCELLED");
   const deadline = Date.now() + 3000;
-  while (tempFiles(path.join(s.storageRoot, "c")).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.deepEqual(tempFiles(path.join(s.storageRoot, "c")), []);
-  assert.ok(!fs.existsSync(path.join(s.storageRoot, "c/cancel.bin")));
+  while (tempFiles(path.join(s.filesRoot, "c")).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(tempFiles(path.join(s.filesRoot, "c")), []);
+  assert.ok(!fs.existsSync(path.join(s.filesRoot, "c/cancel.bin")));
 });
 
 test("a changed remote version restarts the file from 0: never a mix of two versions", async () => {
@@ -157,7 +157,7 @@ test("a changed remote version restarts the file from 0: never a mix of two vers
   const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 30_000);
   assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
   await act(url, "completeJob", id);
-  assert.equal(sha(fs.readFileSync(path.join(s.storageRoot, "v/v.bin"))), o.sha256Of("/v.bin"));
+  assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, "v/v.bin"))), o.sha256Of("/v.bin"));
   const last = o.requests("/v.bin").at(-1)!;
   assert.ok(last.range, "it asked to resume");
   assert.equal(last.status, 200, "If-Range failed: the whole new version came back");
@@ -174,7 +174,7 @@ test("a server without range support restarts from 0 on resume instead of failin
   const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 30_000);
   assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
   await act(url, "completeJob", id);
-  assert.equal(sha(fs.readFileSync(path.join(s.storageRoot, "n/norange.bin"))), o.sha256Of("/norange.bin"));
+  assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, "n/norange.bin"))), o.sha256Of("/norange.bin"));
 });
 
 test("a checksum mismatch is ERROR CHECKSUM_MISMATCH", async () => {
@@ -198,7 +198,7 @@ test("complete after ERROR keeps the finished files and drops the partial ones",
   const r = await act(url, "completeJob", id);
   assert.equal(r.data.completeJob.job.state, "ACKNOWLEDGED");
   assert.deepEqual(r.data.completeJob.warnings, ["PARTIAL_COMPLETE"]);
-  assert.ok(fs.existsSync(path.join(s.storageRoot, "p/p1.bin")));
-  assert.ok(!fs.existsSync(path.join(s.storageRoot, "p/p2.bin")));
-  assert.deepEqual(tempFiles(path.join(s.storageRoot, "p")), []);
+  assert.ok(fs.existsSync(path.join(s.filesRoot, "p/p1.bin")));
+  assert.ok(!fs.existsSync(path.join(s.filesRoot, "p/p2.bin")));
+  assert.deepEqual(tempFiles(path.join(s.filesRoot, "p")), []);
 });

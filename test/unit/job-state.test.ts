@@ -22,6 +22,7 @@ import {
   FINAL_STATES,
   JOB_EVENT_TYPES,
   JOB_STATES,
+  activeTime,
   clampRetryDelay,
   decide,
   isFinal,
@@ -85,6 +86,8 @@ const EVENTS: Record<JobEventType, JobEvent> = {
  * The grid snapshot for a state: a job of `type` with its time guards met
  * (retry due, no-progress and max-download clocks expired), and every file
  * transferred only in TRANSFERRED (elsewhere 1 of 3, or 0 of 1 for uploads).
+ * Every job has 7 s banked from earlier stints; a stint runs (since 91 days
+ * and half a second ago) only in CONNECTING/TRANSFERRING.
  */
 function gridJob(state: JobState, type: JobType): JobSnapshot {
   const upload = type !== "DOWNLOAD";
@@ -99,7 +102,8 @@ function gridJob(state: JobState, type: JobType): JobSnapshot {
     noProgressTimeout: 14 * DAY,
     noProgressSince: state === "TRANSIENT_ERROR" ? at(-15 * DAY) : null,
     retryAt: state === "TRANSIENT_ERROR" ? at(-1) : null,
-    activeSince: running ? at(-91 * DAY) : null,
+    activeSince: running ? at(-91 * DAY - 0.5) : null,
+    activeSeconds: 7,
     maximumDownloadTime: 90 * DAY,
     error: state === "TRANSIENT_ERROR" || state === "ERROR" ? NET_ERROR : null,
   };
@@ -226,7 +230,9 @@ const EFFECT_NAMES = {
   WAKE_WORKER: "wake",
 } as const;
 
-/** Renders a decision in the cell notation, checking the invariants every decision must keep. */
+const RUNNING: ReadonlySet<JobState> = new Set<JobState>(["CONNECTING", "TRANSFERRING"]);
+
+/** Renders a decision in the cell notation, checking the invariants every decision must keep. Decisions are made at NOW. */
 function cell(job: JobSnapshot, d: Decision): string {
   switch (d.kind) {
     case "refused":
@@ -243,6 +249,19 @@ function cell(job: JobSnapshot, d: Decision): string {
         assert.ok(!("retryAt" in d.patch) || d.patch.retryAt === null, "retryAt is set only in TRANSIENT_ERROR");
       }
       if (job.state === "TRANSIENT_ERROR") assert.equal(d.patch.retryAt, null, "leaving TRANSIENT_ERROR clears retryAt");
+      // The max-download clock (header note [7]): a stint runs exactly while CONNECTING/TRANSFERRING.
+      const activeSinceAfter = "activeSince" in d.patch ? d.patch.activeSince : job.activeSince;
+      assert.equal(activeSinceAfter != null, RUNNING.has(d.to), "activeSince is set exactly in CONNECTING/TRANSFERRING");
+      if (d.to === "CONNECTING") assert.deepEqual(d.patch.activeSince, NOW, "START starts a stint");
+      if (RUNNING.has(job.state) && !RUNNING.has(d.to)) {
+        assert.ok(job.activeSince);
+        const stint = Math.floor((NOW.getTime() - job.activeSince.getTime()) / 1000);
+        assert.equal(d.patch.activeSeconds, job.activeSeconds + stint, "leaving a running state banks the stint, rounded down");
+      } else if ("activeSeconds" in d.patch) {
+        assert.equal(d.patch.activeSeconds, 0, "only RESUME touches activeSeconds outside a stint, and resets it");
+        assert.equal(d.to, "QUEUED");
+      }
+      if (d.patch.activeSeconds !== undefined) assert.ok(Number.isInteger(d.patch.activeSeconds), "activeSeconds is an integer column");
       const effects = d.effects.map((e) => EFFECT_NAMES[e.type]).join("+");
       const warning = d.warning === "PARTIAL_COMPLETE" ? " ~partial" : "";
       return `${d.to}${effects ? ` +${effects}` : ""}${warning}`;
@@ -336,6 +355,7 @@ function job(overrides: Partial<JobSnapshot> = {}): JobSnapshot {
     noProgressSince: null,
     retryAt: null,
     activeSince: null,
+    activeSeconds: 0,
     maximumDownloadTime: 90 * DAY,
     ...overrides,
   };
@@ -392,24 +412,24 @@ test("RESUME of a job with no files is refused EMPTY in every non-final state", 
 
 test("RESUME from SUSPENDED or ERROR restarts both clocks and keeps the last error", () => {
   for (const state of ["SUSPENDED", "ERROR"] as const) {
-    const j = job({ state, error: DENIED, errorCount: 3, noProgressSince: at(-100), activeSince: at(-200) });
+    const j = job({ state, error: DENIED, errorCount: 3, noProgressSince: at(-100), activeSeconds: 200 });
     const d = transition(decide(j, { type: "RESUME" }, NOW));
-    assert.deepEqual(d.patch, { state: "QUEUED", retryAt: null, activeSince: null, noProgressSince: null });
+    assert.deepEqual(d.patch, { state: "QUEUED", retryAt: null, activeSince: null, activeSeconds: 0, noProgressSince: null });
     assert.deepEqual(d.effects, [{ type: "WAKE_WORKER" }]);
     assert.equal("warning" in d, false);
   }
 });
 
 test("RESUME from TRANSIENT_ERROR retries now but keeps the no-progress clock", () => {
-  const j = job({ state: "TRANSIENT_ERROR", noProgressSince: at(-100), retryAt: at(500), activeSince: at(-300) });
+  const j = job({ state: "TRANSIENT_ERROR", noProgressSince: at(-100), retryAt: at(500), activeSeconds: 300 });
   const d = transition(decide(j, { type: "RESUME" }, NOW));
-  assert.deepEqual(d.patch, { state: "QUEUED", retryAt: null, activeSince: null });
+  assert.deepEqual(d.patch, { state: "QUEUED", retryAt: null, activeSince: null, activeSeconds: 0 });
   assert.deepEqual(d.effects, [{ type: "WAKE_WORKER" }]);
 });
 
 test("RESUME from TRANSFERRED re-queues only when files were added after the transfer", () => {
-  const added = transition(decide(job({ state: "TRANSFERRED", filesTotal: 3, filesTransferred: 2 }), { type: "RESUME" }, NOW));
-  assert.deepEqual(added.patch, { state: "QUEUED", retryAt: null, activeSince: null, noProgressSince: null });
+  const added = transition(decide(job({ state: "TRANSFERRED", filesTotal: 3, filesTransferred: 2, activeSeconds: 80 }), { type: "RESUME" }, NOW));
+  assert.deepEqual(added.patch, { state: "QUEUED", retryAt: null, activeSince: null, activeSeconds: 0, noProgressSince: null });
   assert.deepEqual(added.effects, [{ type: "WAKE_WORKER" }]);
   assert.deepEqual(decide(job({ state: "TRANSFERRED", filesTotal: 3, filesTransferred: 3 }), { type: "RESUME" }, NOW), {
     kind: "unchanged",
@@ -421,7 +441,7 @@ test("RESUME from TRANSFERRED re-queues only when files were added after the tra
 
 test("SUSPEND: stops a running transfer, clears a pending retry, and is a no-op when suspended", () => {
   const running = transition(decide(job({ state: "TRANSFERRING", activeSince: at(-10) }), { type: "SUSPEND" }, NOW));
-  assert.deepEqual(running.patch, { state: "SUSPENDED" });
+  assert.deepEqual(running.patch, { state: "SUSPENDED", activeSeconds: 10, activeSince: null });
   assert.deepEqual(running.effects, [{ type: "STOP_TRANSFER" }]);
   const waiting = transition(decide(job({ state: "TRANSIENT_ERROR", retryAt: at(100), noProgressSince: at(-10) }), { type: "SUSPEND" }, NOW));
   assert.deepEqual(waiting.patch, { state: "SUSPENDED", retryAt: null });
@@ -453,9 +473,9 @@ test("COMPLETE (upload) before TRANSFERRED says to wait or cancel", () => {
 });
 
 test("CANCEL: stop first, then delete temporary files; a pending retry is cleared", () => {
-  const d = transition(decide(job({ state: "TRANSFERRING" }), { type: "CANCEL" }, NOW));
+  const d = transition(decide(job({ state: "TRANSFERRING", activeSince: at(-30), activeSeconds: 5 }), { type: "CANCEL" }, NOW));
   assert.deepEqual(d.effects, [{ type: "STOP_TRANSFER" }, { type: "DELETE_TEMP_FILES" }]);
-  assert.deepEqual(d.patch, { state: "CANCELLED" });
+  assert.deepEqual(d.patch, { state: "CANCELLED", activeSeconds: 35, activeSince: null });
   const waiting = transition(decide(job({ state: "TRANSIENT_ERROR", retryAt: at(5) }), { type: "CANCEL" }, NOW));
   assert.deepEqual(waiting.patch, { state: "CANCELLED", retryAt: null });
 });
@@ -486,17 +506,20 @@ test("ADD_FILES: the per-job limit, one file on upload jobs, and a positive inte
 
 // ---------------------------------------------------------------- worker events
 
-test("START stamps activeSince only when the max-download clock is not running", () => {
+test("START always starts a stint (activeSince = now) and keeps the banked seconds", () => {
   const first = transition(decide(job({ state: "QUEUED" }), { type: "START" }, NOW));
   assert.deepEqual(first.patch, { state: "CONNECTING", activeSince: NOW });
   assert.deepEqual(first.effects, []);
-  const later = transition(decide(job({ state: "QUEUED", activeSince: at(-500) }), { type: "START" }, NOW));
-  assert.deepEqual(later.patch, { state: "CONNECTING" });
+  // A stale activeSince (e.g. a row from before stints were banked) is overwritten, not continued.
+  const later = transition(decide(job({ state: "QUEUED", activeSince: at(-500), activeSeconds: 40 }), { type: "START" }, NOW));
+  assert.deepEqual(later.patch, { state: "CONNECTING", activeSince: NOW });
 });
 
 test("CONNECTED clears the error but not the no-progress clock (connecting is not progress)", () => {
-  const d = transition(decide(job({ state: "CONNECTING", error: NET_ERROR, noProgressSince: at(-60) }), { type: "CONNECTED" }, NOW));
-  assert.deepEqual(d.patch, { state: "TRANSFERRING", error: null });
+  const d = transition(
+    decide(job({ state: "CONNECTING", error: NET_ERROR, noProgressSince: at(-60), activeSince: at(-5), activeSeconds: 9 }), { type: "CONNECTED" }, NOW),
+  );
+  assert.deepEqual(d.patch, { state: "TRANSFERRING", error: null }, "the stint goes on: activeSince and activeSeconds untouched");
   assert.deepEqual(d.effects, []);
 });
 
@@ -511,9 +534,13 @@ test("PROGRESS resets the no-progress clock without a state change", () => {
   }
 });
 
-test("ALL_FILES_DONE stamps the completion time and clears every clock and the error", () => {
+test("ALL_FILES_DONE stamps the completion time, clears the clocks and the error, and banks the stint", () => {
   const d = transition(
-    decide(job({ state: "TRANSFERRING", activeSince: at(-60), noProgressSince: at(-30), error: NET_ERROR }), { type: "ALL_FILES_DONE" }, NOW),
+    decide(
+      job({ state: "TRANSFERRING", activeSince: at(-60), activeSeconds: 15, noProgressSince: at(-30), error: NET_ERROR }),
+      { type: "ALL_FILES_DONE" },
+      NOW,
+    ),
   );
   assert.deepEqual(d.patch, {
     state: "TRANSFERRED",
@@ -522,19 +549,22 @@ test("ALL_FILES_DONE stamps the completion time and clears every clock and the e
     retryAt: null,
     noProgressSince: null,
     activeSince: null,
+    activeSeconds: 75,
   });
   assert.deepEqual(d.effects, []);
 });
 
-test("YIELD returns a running job to the queue and keeps its clocks", () => {
-  const d = transition(decide(job({ state: "TRANSFERRING", activeSince: at(-60) }), { type: "YIELD" }, NOW));
-  assert.deepEqual(d.patch, { state: "QUEUED" });
+test("YIELD returns a running job to the queue, keeps the no-progress clock and banks the stint", () => {
+  const d = transition(decide(job({ state: "TRANSFERRING", activeSince: at(-60), noProgressSince: at(-20) }), { type: "YIELD" }, NOW));
+  assert.deepEqual(d.patch, { state: "QUEUED", activeSeconds: 60, activeSince: null });
   assert.deepEqual(d.effects, [{ type: "WAKE_WORKER" }]);
 });
 
 test("FATAL_FAILURE counts the error and records it", () => {
-  const d = transition(decide(job({ state: "TRANSFERRING", errorCount: 4 }), { type: "FATAL_FAILURE", error: DENIED }, NOW));
-  assert.deepEqual(d.patch, { state: "ERROR", errorCount: 5, error: DENIED, retryAt: null });
+  const d = transition(decide(job({ state: "TRANSFERRING", errorCount: 4, activeSince: at(-3) }), { type: "FATAL_FAILURE", error: DENIED }, NOW));
+  assert.deepEqual(d.patch, { state: "ERROR", errorCount: 5, error: DENIED, retryAt: null, activeSeconds: 3, activeSince: null });
+  const queued = transition(decide(job({ state: "QUEUED", activeSeconds: 4 }), { type: "FATAL_FAILURE", error: DENIED }, NOW));
+  assert.deepEqual(queued.patch, { state: "ERROR", errorCount: 1, error: DENIED, retryAt: null }, "no stint to bank from QUEUED");
   assert.deepEqual(d.effects, []);
 });
 
@@ -549,13 +579,15 @@ function fail(j: JobSnapshot, now: Date = NOW, retryAfterSeconds?: number): Extr
 }
 
 test("TRANSIENT_FAILURE: first error starts the no-progress clock and schedules the retry after minimumRetryDelay", () => {
-  const d = fail(job({ state: "TRANSFERRING", errorCount: 2 }));
+  const d = fail(job({ state: "TRANSFERRING", errorCount: 2, activeSince: at(-45) }));
   assert.deepEqual(d.patch, {
     state: "TRANSIENT_ERROR",
     errorCount: 3,
     error: NET_ERROR,
     noProgressSince: NOW,
     retryAt: at(600),
+    activeSeconds: 45,
+    activeSince: null,
   });
   assert.deepEqual(d.effects, []);
 });
@@ -661,7 +693,9 @@ test("MAX_DOWNLOAD_TIME_EXCEEDED: fires at the limit exactly, counts the error a
   assert.equal(d.to, "ERROR");
   assert.deepEqual(d.effects, [{ type: "STOP_TRANSFER" }]);
   assert.equal(d.patch.errorCount, 2);
-  assert.deepEqual(Object.keys(d.patch).sort(), ["error", "errorCount", "state"]);
+  assert.deepEqual(Object.keys(d.patch).sort(), ["activeSeconds", "activeSince", "error", "errorCount", "state"]);
+  assert.equal(d.patch.activeSeconds, 7200, "the final stint is banked");
+  assert.equal(d.patch.activeSince, null);
   const err = d.patch.error;
   assert.ok(err);
   assert.equal(err.context, "GENERAL_QUEUE_MANAGER");
@@ -670,8 +704,106 @@ test("MAX_DOWNLOAD_TIME_EXCEEDED: fires at the limit exactly, counts the error a
   assert.equal(err.fileId, null);
   assert.equal(err.httpStatus, null);
 
-  assert.equal(refusal(decide({ ...j, activeSince: at(-7199) }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW)).code, "INVALID_STATE");
+  const early = refusal(decide({ ...j, activeSince: at(-7199) }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW));
+  assert.equal(early.code, "INVALID_STATE");
+  assert.match(early.message, /7199 s of 7200 s counted; not until 2025-03-01T12:00:01\.000Z/);
   assert.equal(refusal(decide({ ...j, activeSince: null }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW)).code, "INVALID_STATE");
+  // Banked seconds count together with the current stint.
+  assert.equal(transition(decide({ ...j, activeSeconds: 7000, activeSince: at(-200) }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW)).to, "ERROR");
+  assert.equal(refusal(decide({ ...j, activeSeconds: 7000, activeSince: at(-199.999) }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW)).code, "INVALID_STATE");
+  // Banked time alone, with no stint running, is refused by state: the limit is checked only while running.
+  assert.equal(refusal(decide({ ...j, state: "QUEUED", activeSeconds: 9000, activeSince: null }, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, NOW)).code, "INVALID_STATE");
+});
+
+// ---------------------------------------------------------------- max-download time counts only CONNECTING/TRANSFERRING
+
+test("activeTime: banked seconds plus the running stint, fractional; a future start counts 0", () => {
+  assert.equal(activeTime({ activeSeconds: 0, activeSince: null }, NOW), 0);
+  assert.equal(activeTime({ activeSeconds: 42, activeSince: null }, NOW), 42);
+  assert.equal(activeTime({ activeSeconds: 42, activeSince: at(-8) }, NOW), 50);
+  assert.equal(activeTime({ activeSeconds: 0, activeSince: at(-1.5) }, NOW), 1.5);
+  assert.equal(activeTime({ activeSeconds: 10, activeSince: at(30) }, NOW), 10, "clock skew: a stint starting later than now counts 0");
+});
+
+test("time waiting in TRANSIENT_ERROR (and QUEUED) between two stints is not counted", () => {
+  let j = job({ state: "QUEUED", minimumRetryDelay: 600, maximumDownloadTime: 3600 });
+  j = apply(j, decide(j, { type: "START" }, at(0)));
+  j = apply(j, decide(j, { type: "CONNECTED" }, at(2)));
+  j = apply(j, fail(j, at(100)));
+  assert.equal(j.state, "TRANSIENT_ERROR");
+  assert.equal(j.activeSeconds, 100);
+  assert.equal(j.activeSince, null);
+  assert.equal(activeTime(j, at(5000)), 100, "the clock stands still while waiting for the retry");
+  j = apply(j, decide(j, { type: "RETRY_DUE" }, at(700)));
+  assert.equal(j.activeSeconds, 100);
+  assert.equal(j.activeSince, null);
+  j = apply(j, decide(j, { type: "START" }, at(900))); // claimed 200 s after becoming due
+  assert.deepEqual(j.activeSince, at(900));
+  assert.equal(activeTime(j, at(950)), 150, "100 s banked + 50 s of this stint; not the 950 s of wall time");
+  j = apply(j, decide(j, { type: "CONNECTED" }, at(901)));
+  assert.equal(refusal(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(3600))).code, "INVALID_STATE", "wall time 3600 s, active 2800 s");
+  assert.equal(transition(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(4400))).to, "ERROR", "active 100 + 3500 s");
+});
+
+test("two stints of 40 s with a 3600 s wait between them exceed a 60 s maximum 20 s into the second", () => {
+  let j = job({ state: "QUEUED", maximumDownloadTime: 60 });
+  j = apply(j, decide(j, { type: "START" }, at(0)));
+  j = apply(j, decide(j, { type: "CONNECTED" }, at(1)));
+  assert.equal(refusal(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(40))).code, "INVALID_STATE");
+  j = apply(j, decide(j, { type: "YIELD" }, at(40)));
+  assert.equal(j.activeSeconds, 40);
+  // 3600 s in the queue.
+  j = apply(j, decide(j, { type: "START" }, at(3640)));
+  j = apply(j, decide(j, { type: "CONNECTED" }, at(3641)));
+  const early = refusal(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(3659)));
+  assert.equal(early.code, "INVALID_STATE");
+  assert.match(early.message, /59 s of 60 s counted; not until 2025-03-01T13:01:00\.000Z/);
+  const d = transition(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(3660)));
+  assert.equal(d.to, "ERROR");
+  assert.equal(d.patch.error?.code, "MAXDOWNLOAD_TIMEOUT");
+  assert.equal(d.patch.activeSeconds, 60);
+  assert.equal(d.patch.activeSince, null);
+});
+
+test("RESUME resets the max-download clock: the next stint has the whole budget again", () => {
+  let j = job({ state: "QUEUED", maximumDownloadTime: 60 });
+  j = apply(j, decide(j, { type: "START" }, at(0)));
+  j = apply(j, decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(60)));
+  assert.equal(j.state, "ERROR");
+  assert.equal(j.activeSeconds, 60);
+  j = apply(j, decide(j, { type: "RESUME" }, at(100)));
+  assert.equal(j.state, "QUEUED");
+  assert.equal(j.activeSeconds, 0);
+  assert.equal(j.activeSince, null);
+  j = apply(j, decide(j, { type: "START" }, at(200)));
+  assert.equal(refusal(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(259))).code, "INVALID_STATE");
+  assert.equal(transition(decide(j, { type: "MAX_DOWNLOAD_TIME_EXCEEDED" }, at(260))).to, "ERROR");
+  // Every RESUME that re-queues resets it; one that changes nothing (already running) does not.
+  for (const state of ["SUSPENDED", "ERROR", "TRANSIENT_ERROR"] as const) {
+    assert.equal(transition(decide(job({ state, activeSeconds: 55 }), { type: "RESUME" }, NOW)).patch.activeSeconds, 0);
+  }
+  assert.deepEqual(decide(job({ state: "TRANSFERRING", activeSeconds: 55, activeSince: at(-5) }), { type: "RESUME" }, NOW), {
+    kind: "unchanged",
+    state: "TRANSFERRING",
+    patch: {},
+    effects: [],
+  });
+});
+
+test("SUSPEND from TRANSFERRING banks the stint (rounded down); suspended time is not counted", () => {
+  let j = job({ state: "TRANSFERRING", activeSeconds: 30, activeSince: at(-12.7), maximumDownloadTime: 60 });
+  const d = transition(decide(j, { type: "SUSPEND" }, NOW));
+  assert.deepEqual(d.patch, { state: "SUSPENDED", activeSeconds: 42, activeSince: null });
+  assert.deepEqual(d.effects, [{ type: "STOP_TRANSFER" }]);
+  j = apply(j, d);
+  assert.equal(activeTime(j, at(10 * DAY)), 42);
+  // Suspend from CONNECTING banks too, and the stint started by CONNECTED's predecessor START carries through CONNECTED.
+  let k = job({ state: "QUEUED" });
+  k = apply(k, decide(k, { type: "START" }, at(0)));
+  k = apply(k, decide(k, { type: "CONNECTED" }, at(3)));
+  k = apply(k, decide(k, { type: "SUSPEND" }, at(8)));
+  assert.equal(k.activeSeconds, 8);
+  assert.equal(k.activeSince, null);
 });
 
 test("a job failing transiently without progress retries every minimumRetryDelay, then errors at the timeout", () => {

@@ -341,6 +341,7 @@ test("a transient classification drives the state machine: retry after max(minim
     noProgressSince: null,
     retryAt: null,
     activeSince: NOW,
+    activeSeconds: 0,
     maximumDownloadTime: 7_776_000,
   };
   const c = classify(http(503, { retryAfter: "300", url: "http://example.com/f" }), NOW);

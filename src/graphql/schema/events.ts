@@ -3,6 +3,8 @@
 import { GraphQLError } from "graphql";
 import { builder } from "../builder.js";
 import { encodeId, jobUuid } from "../ids.js";
+import { me } from "../context.js";
+import { canAccess, ownerScope } from "../../auth/policy.js";
 import { JobEventKindEnum, JobStateEnum } from "./enums.js";
 import { JobErrorRef, JobRef, errorOf } from "./job.js";
 import { jobAtEvent, type JobEvent } from "../../store/events.js";
@@ -53,14 +55,17 @@ builder.subscriptionField("jobStateChanged", (t) =>
       after: t.arg.string({ required: false, description: "A cursor from an earlier JobStateChange; \"0\" replays the whole history." }),
     },
     subscribe: async (_root, args, ctx) => {
+      const principal = me(ctx);
       const after = parseCursor(args.after);
       let jobId: string | undefined;
       if (args.jobId) {
         jobId = jobUuid(args.jobId);
-        const exists = await ctx.prisma.job.findUnique({ where: { id: jobId }, select: { id: true } });
-        if (!exists) throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
+        const job = await ctx.prisma.job.findUnique({ where: { id: jobId }, select: { owner: true } });
+        if (!job || !canAccess(principal, job.owner)) throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
       }
-      return ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS });
+      // Every event is filtered per subscriber: a user receives only events of its own jobs.
+      const owner = principal.role === "ADMIN" ? undefined : ownerScope(principal);
+      return ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS, owner });
     },
     resolve: (e) => e,
   }),
@@ -87,12 +92,13 @@ builder.subscriptionField("jobProgress", (t) =>
       "Progress of one job (jobId) or of every job the caller may see: the current figures first (with jobId), then every update. Updates are not replayed: the job's progress field always holds the latest.",
     args: { jobId: t.arg.id({ required: false }) },
     subscribe: async (_root, args, ctx) => {
-      let jobId: string | undefined;
-      const stream = ctx.feed.progress.subscribe({ jobId: args.jobId ? jobUuid(args.jobId) : undefined });
+      const principal = me(ctx);
+      const owner = principal.role === "ADMIN" ? undefined : ownerScope(principal);
+      const stream = ctx.feed.progress.subscribe({ jobId: args.jobId ? jobUuid(args.jobId) : undefined, owner });
       if (!args.jobId) return stream;
-      jobId = jobUuid(args.jobId);
+      const jobId = jobUuid(args.jobId);
       const job = await ctx.prisma.job.findUnique({ where: { id: jobId } });
-      if (!job) {
+      if (!job || !canAccess(principal, job.owner)) {
         stream.close();
         throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
       }

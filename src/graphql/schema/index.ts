@@ -3,6 +3,7 @@ import { builder } from "../builder.js";
 import "./enums.js";
 import "./job.js";
 import "./events.js";
+import "./auth.js";
 
 builder.queryType({});
 builder.mutationType({});

@@ -6,6 +6,8 @@ import { jobUuid } from "../ids.js";
 import { ErrorContextEnum, JobPriorityEnum, JobStateEnum, JobTypeEnum } from "./enums.js";
 import type { CommandResult } from "../../jobs/commands.js";
 import { isFinal, JOB_STATES, type ErrorContext } from "../../domain/job-state.js";
+import { me } from "../context.js";
+import { canAccess, ownerScope } from "../../auth/policy.js";
 
 // ---- types ------------------------------------------------------------------------------------
 
@@ -140,14 +142,18 @@ const JobFilter = builder.inputType("JobFilter", {
       description:
         "Only jobs in these states. When omitted, finished jobs (ACKNOWLEDGED, CANCELLED) are left out, as BITS leaves them out of EnumJobs; name them here to list them.",
     }),
-    owner: t.string({ required: false, description: "Only jobs of this owner." }),
+    owner: t.string({ required: false, description: "Only jobs of this owner (another user's: ADMIN only)." }),
+    allUsers: t.boolean({ required: false, description: "Every user's jobs (ADMIN only; FORBIDDEN otherwise), as bitsadmin /list /allusers." }),
   }),
 });
 
-function jobWhere(filter: { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null } | null | undefined): Prisma.JobWhereInput {
+type JobFilterArg = { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null; allUsers?: boolean | null } | null | undefined;
+
+/** The rows a caller may list: its own jobs, or (ADMIN with allUsers) everyone's. */
+function jobWhere(filter: JobFilterArg, owner: string | undefined): Prisma.JobWhereInput {
   const where: Prisma.JobWhereInput = {};
   where.state = filter?.states?.length ? { in: filter.states } : { in: JOB_STATES.filter((s) => !isFinal(s)) };
-  if (filter?.owner) where.owner = filter.owner;
+  if (owner !== undefined) where.owner = owner;
   return where;
 }
 
@@ -157,7 +163,10 @@ builder.queryField("job", (t) =>
     nullable: true,
     description: "One job by id (a global id or the job's UUID); null when there is none.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _root, args, ctx) => ctx.prisma.job.findUnique({ ...query, where: { id: jobUuid(args.id) } }),
+    resolve: async (query, _root, args, ctx) => {
+      const job = await ctx.prisma.job.findUnique({ ...query, where: { id: jobUuid(args.id) } });
+      return job && canAccess(me(ctx), job.owner) ? job : null; // another user's job looks missing
+    },
   }),
 );
 
@@ -171,8 +180,8 @@ builder.queryField("jobs", (t) =>
       description: "Jobs, oldest first, as a cursor connection.",
       args: { filter: t.arg({ type: JobFilter, required: false }) },
       resolve: (query, _root, args, ctx) =>
-        ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter), orderBy: [{ createdAt: "asc" }, { id: "asc" }] }),
-      totalCount: (_conn, args, ctx) => ctx.prisma.job.count({ where: jobWhere(args.filter) }),
+        ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] }),
+      totalCount: (_conn, args, ctx) => ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})) }),
     },
     { name: "JobConnection" },
     { name: "JobEdge" },
@@ -245,43 +254,50 @@ builder.mutationFields((t) => ({
     type: JobPayload,
     description: "Creates a job. New jobs start SUSPENDED: add files if needed, then resumeJob.",
     args: { input: t.arg({ type: CreateJobInput, required: true }) },
-    resolve: (_r, { input }, ctx) => ctx.commands.createJob(input, ctx.actor),
+    resolve: (_r, { input }, ctx) => ctx.commands.createJob(input, me(ctx)),
   }),
   addFiles: t.field({
     type: JobPayload,
     description: "Adds files to a job that is not finished; all or nothing.",
     args: { jobId: t.arg.id({ required: true }), files: t.arg({ type: [FileInput], required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.addFiles(jobUuid(args.jobId), args.files, ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.addFiles(jobUuid(args.jobId), args.files, me(ctx)),
   }),
   suspendJob: t.field({
     type: JobPayload,
     description: "Stops the job's transfers; a no-op on a suspended job.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.suspendJob(jobUuid(args.id), ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.suspendJob(jobUuid(args.id), me(ctx)),
   }),
   resumeJob: t.field({
     type: JobPayload,
     description: "Queues the job for transfer (retries at once from TRANSIENT_ERROR or ERROR). EMPTY when it has no files.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.resumeJob(jobUuid(args.id), ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.resumeJob(jobUuid(args.id), me(ctx)),
   }),
   completeJob: t.field({
     type: JobPayload,
     description:
       "Makes the transferred files visible under their final names and ends the job (ACKNOWLEDGED). Files not fully transferred are dropped (warning PARTIAL_COMPLETE).",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.completeJob(jobUuid(args.id), ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.completeJob(jobUuid(args.id), me(ctx)),
   }),
   cancelJob: t.field({
     type: JobPayload,
     description: "Ends the job (CANCELLED) and deletes its temporary files.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.cancelJob(jobUuid(args.id), ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.cancelJob(jobUuid(args.id), me(ctx)),
+  }),
+  takeOwnership: t.field({
+    type: JobPayload,
+    description:
+      "Makes the caller (an ADMIN) the job's owner, as BITS TakeOwnership; strips its credentials and custom headers. FORBIDDEN for users.",
+    args: { jobId: t.arg.id({ required: true }) },
+    resolve: (_r, args, ctx) => ctx.commands.takeOwnership(jobUuid(args.jobId), me(ctx)),
   }),
   updateJob: t.field({
     type: JobPayload,
     description: "Sets job properties (BITS Set*). Not allowed on finished jobs.",
     args: { id: t.arg.id({ required: true }), input: t.arg({ type: UpdateJobInput, required: true }) },
-    resolve: (_r, args, ctx) => ctx.commands.updateJob(jobUuid(args.id), args.input, ctx.actor),
+    resolve: (_r, args, ctx) => ctx.commands.updateJob(jobUuid(args.id), args.input, me(ctx)),
   }),
 }));

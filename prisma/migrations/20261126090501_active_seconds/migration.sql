@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "job" ADD COLUMN     "active_seconds" INTEGER NOT NULL DEFAULT 0;
