@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   FILE_RENAME_FAILED: "completeJob could not move some files to their final path; the job keeps its state",
   CONFLICT: "the job changed concurrently; retry the call",
   GRAPHQL_PARSE_FAILED: "the document is not valid GraphQL syntax",
+  QUERY_TOO_COMPLEX: "the document exceeds a depth, cost, alias, directive or token limit",
+  REQUEST_ENTITY_TOO_LARGE: "the request body is larger than 1 MiB",
+  BAD_REQUEST: "the HTTP request is not a GraphQL request haul accepts (e.g. a batch of operations)",
+  TOO_MANY_JOBS: "the user has too many unfinished jobs (60 by default, BITS MaxJobsPerUser)",
   GRAPHQL_VALIDATION_FAILED: "the document does not match the schema (unknown field, wrong argument, ...)",
   INTERNAL: "an unexpected error; the server log has the details under extensions.correlationId",
 } as const;

@@ -11,6 +11,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { schema } from "../graphql/schema/index.js";
 import type { Context } from "../graphql/context.js";
 import { useAuthentication } from "../graphql/auth-plugin.js";
+import { hardeningPlugins, HARDENING_DEFAULTS } from "../graphql/hardening.js";
 import { TokenService, TOKENS_CHANNEL, bearer } from "../auth/tokens.js";
 import type { Principal } from "../auth/policy.js";
 import type { WebSocket } from "ws";
@@ -109,7 +110,10 @@ export function buildApp(deps: AppDeps): App {
       principal:
         initial.principal !== undefined ? initial.principal : await tokens.authenticate(bearer(initial.request?.headers.get("authorization"))),
     }),
-    plugins: [useAuthentication()],
+    plugins: [...(hardeningPlugins({ ...HARDENING_DEFAULTS, introspection: config.introspection ?? true }) as never[]), useAuthentication()],
+    maxRequestBodySize: 1024 * 1024, // 413 REQUEST_ENTITY_TOO_LARGE beyond 1 MiB
+    batching: false, // an array of operations in one request is refused (no amplification)
+    multipart: false, // haul takes no uploads
     maskedErrors: {
       maskError(error) {
         if (!(error instanceof GraphQLError)) return internal(error);
@@ -154,7 +158,7 @@ export function buildApp(deps: AppDeps): App {
     void yoga.handle(req, res);
   });
 
-  const wss = new WebSocketServer({ server, path: "/graphql" });
+  const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
   // Live sockets by the token that authenticated them: revoking a token closes them.
   const socketsByToken = new Map<string, Set<WebSocket>>();
   const closeRevoked = (tokenId: string) => {
