@@ -25,6 +25,8 @@ export interface FeedOptions {
   pageSize?: number;
   /** A subscriber with more than this many undelivered live events goes back to replaying. */
   maxQueue?: number;
+  /** Called once per committed event as it is dispatched (metrics). */
+  onDispatch?: (e: JobEvent) => void;
 }
 
 export interface SubscribeOptions {
@@ -122,6 +124,7 @@ export class EventFeed {
       const rows = await readEvents(this.db.prisma, { after: this.last, limit: this.pageSize });
       for (const row of rows) {
         this.last = row.seq;
+        this.opts.onDispatch?.(row);
         for (const s of this.subs) s.offer(row);
       }
       if (rows.length < this.pageSize) return;

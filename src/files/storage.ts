@@ -63,6 +63,28 @@ export class FileStorage {
   }
 
   /**
+   * Creates the destination's directories one level at a time, refusing any component that is (or
+   * turns into) a symbolic link: a recursive mkdir would follow a link planted by someone else.
+   */
+  async ensureDir(owner: string, localPath: string): Promise<void> {
+    let cur = this.userRoot(owner);
+    await fs.mkdir(cur, { recursive: true });
+    const segments = localPath.split("/").slice(0, -1);
+    for (const seg of segments) {
+      cur = path.join(cur, seg);
+      try {
+        await fs.mkdir(cur);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      const st = await fs.lstat(cur);
+      if (st.isSymbolicLink() || !st.isDirectory()) {
+        throw Object.assign(new Error(`${seg} in ${localPath} is not a plain directory (a symbolic link?)`), { code: "ELOOP" });
+      }
+    }
+  }
+
+  /**
    * completeJob: renames every transferred file's temporary file to its final path and deletes the
    * temporary files of the others (BITS partial complete). Returns the ids renamed and the failures.
    */
@@ -77,8 +99,11 @@ export class FileStorage {
       }
       try {
         const final = this.finalPath(owner, f.localPath);
-        await fs.mkdir(path.dirname(final), { recursive: true });
+        await this.ensureDir(owner, f.localPath);
         await this.assertNoSymlink(owner, f.localPath);
+        // Only a regular file we wrote is moved into place, never a link planted at its name.
+        const st = await fs.lstat(temp);
+        if (!st.isFile()) throw new Error(`the temporary file of ${f.localPath} is not a regular file`);
         await fs.rename(temp, final);
         renamed.push(f.id);
       } catch (err) {

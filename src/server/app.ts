@@ -16,6 +16,10 @@ import { TokenService, TOKENS_CHANNEL, bearer } from "../auth/tokens.js";
 import type { Principal } from "../auth/policy.js";
 import type { WebSocket } from "ws";
 import { AddressPolicy, literalRefusal } from "../transfer/address-policy.js";
+import { createMetrics } from "../observability/metrics.js";
+import { useOperationMetrics } from "../observability/operation-metrics.js";
+import { useRequestLog } from "../observability/request-log.js";
+import { readMigrations } from "../store/migrations.js";
 import { toApiError, withRequestErrorCode } from "../graphql/errors.js";
 import { createCommands, type Commands } from "../jobs/commands.js";
 import { EventFeed } from "../events/feed.js";
@@ -68,7 +72,8 @@ export function buildApp(deps: AppDeps): App {
   const { config, db, logger } = deps;
   const storage = new FileStorage(config.storageRoot);
   const policy = new AddressPolicy(config.allowedNetworks ?? []);
-  const feed = new EventFeed(db, logger, deps.feedOptions);
+  let metricsRef: ReturnType<typeof createMetrics> | null = null;
+  const feed = new EventFeed(db, logger, { ...deps.feedOptions, onDispatch: (e) => metricsRef?.onEvent(e) });
   const commands = createCommands({
     prisma: db.prisma,
     storage,
@@ -89,10 +94,17 @@ export function buildApp(deps: AppDeps): App {
         storage,
         logger,
         options: { ...deps.worker, policy },
+        onBytes: (n) => metricsRef?.onBytes(n),
       })
     : null;
+  const metrics = createMetrics({
+    prisma: db.prisma,
+    activeTransfers: () => worker?.activeJobs ?? 0,
+    openSubscriptions: () => feed.subscriberCount + feed.progress.size,
+  });
+  metricsRef = metrics;
 
-  const yoga = createYoga<{ req?: http.IncomingMessage }, Context>({
+  const yoga = createYoga<{ req?: http.IncomingMessage; requestId?: string }, Context>({
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
@@ -105,12 +117,18 @@ export function buildApp(deps: AppDeps): App {
     },
     // HTTP and SSE: the Authorization header. WebSocket: the principal found at connection_init
     // (see onConnect below), passed in by onSubscribe.
-    context: async (initial: { request?: Request; principal?: Principal | null }) => ({
+    context: async (initial: { request?: Request; principal?: Principal | null; requestId?: string }) => ({
       ...contextDeps,
+      requestId: initial.requestId ?? randomUUID(),
       principal:
         initial.principal !== undefined ? initial.principal : await tokens.authenticate(bearer(initial.request?.headers.get("authorization"))),
     }),
-    plugins: [...(hardeningPlugins({ ...HARDENING_DEFAULTS, introspection: config.introspection ?? true }) as never[]), useAuthentication()],
+    plugins: [
+      ...(hardeningPlugins({ ...HARDENING_DEFAULTS, introspection: config.introspection ?? true }) as never[]),
+      useAuthentication(),
+      useOperationMetrics(metrics),
+      useRequestLog(logger) as never,
+    ],
     maxRequestBodySize: 1024 * 1024, // 413 REQUEST_ENTITY_TOO_LARGE beyond 1 MiB
     batching: false, // an array of operations in one request is refused (no amplification)
     multipart: false, // haul takes no uploads
@@ -151,12 +169,39 @@ export function buildApp(deps: AppDeps): App {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
       return;
     }
+    if (req.url === "/readyz") {
+      void ready().then(
+        (why) => res.writeHead(why ? 503 : 200, { "content-type": "text/plain" }).end(why ? `not ready: ${why}\n` : "ready\n"),
+        (err) => res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${(err as Error).message}\n`),
+      );
+      return;
+    }
+    if (req.url === "/metrics") {
+      void metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),
+        (err) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(err as Error).message}\n`),
+      );
+      return;
+    }
     if (req.url === "/") {
       res.writeHead(302, { location: "/graphql" }).end();
       return;
     }
-    void yoga.handle(req, res);
+    const requestId = String(req.headers["x-request-id"] ?? "").slice(0, 100) || randomUUID();
+    res.setHeader("x-request-id", requestId);
+    void yoga.handle(req, res, { requestId });
   });
+
+  /** null when ready; otherwise why not: the database must answer and every migration be applied. */
+  async function ready(): Promise<string | null> {
+    const expected = readMigrations().migrationDirectories.map((d) => d.path);
+    const rows = await db.prisma.$queryRawUnsafe<{ migration_name: string }[]>(
+      `SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    );
+    const applied = new Set(rows.map((r) => r.migration_name));
+    const missing = expected.filter((m) => !applied.has(m));
+    return missing.length ? `migrations not applied: ${missing.join(", ")}` : null;
+  }
 
   const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
   // Live sockets by the token that authenticated them: revoking a token closes them.

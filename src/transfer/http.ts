@@ -13,6 +13,7 @@
 //   the persisted offset (a crash may have left unacknowledged bytes after it).
 // - Memory: chunks are written as they arrive, with backpressure; nothing is buffered whole.
 import fs from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
 import path from "node:path";
 import http from "node:http";
 import https from "node:https";
@@ -59,7 +60,7 @@ export interface DownloadOptions {
   checkpointMs: number;
   /**
    * Also persist after 1/checkpointFraction of the file (at least 1 MiB; 8 MiB while the size is
-   * unknown), at most every 50 ms: bounds what a crash makes us fetch again to about that fraction.
+   * unknown), at most every 250 ms: bounds what a crash makes us fetch again to about that fraction.
    */
   checkpointFraction?: number;
   onConnected: () => Promise<void>;
@@ -183,6 +184,69 @@ async function hashPrefix(fh: fs.FileHandle, length: bigint, hash: Hash): Promis
   }
 }
 
+/**
+ * Reads a response body while the previous batch is being written, so the network and the disk
+ * overlap: chunks queue while `sink` runs, then go to it together (one writev). Reading pauses when
+ * `highWater` bytes are queued (TCP backpressure slows the sender). Rejects with the stream's error
+ * or the sink's; resolves once every chunk has been written.
+ */
+function streamBody(
+  res: http.IncomingMessage,
+  highWater: number,
+  onChunk: () => void,
+  sink: (chunks: Buffer[], bytes: number) => Promise<void>,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let queue: Buffer[] = [];
+    let queued = 0;
+    let writing = false;
+    let ended = false;
+    let failed = false;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      res.destroy();
+      reject(err);
+    };
+    const pump = () => {
+      if (writing || failed) return;
+      if (queue.length === 0) {
+        if (ended) resolve();
+        return;
+      }
+      const batch = queue;
+      const bytes = queued;
+      queue = [];
+      queued = 0;
+      if (!ended && res.isPaused()) res.resume();
+      writing = true;
+      sink(batch, bytes).then(() => {
+        writing = false;
+        pump();
+      }, fail);
+    };
+    res.on("data", (chunk: Buffer) => {
+      onChunk();
+      queue.push(chunk);
+      queued += chunk.length;
+      if (queued >= highWater) res.pause();
+      pump();
+    });
+    res.on("end", () => {
+      ended = true;
+      pump();
+    });
+    res.on("error", fail);
+    res.on("close", () => {
+      // closed without 'end' and without an error: treat as the end; the caller checks res.complete
+      if (!ended && !failed) {
+        ended = true;
+        pump();
+      }
+    });
+  });
+}
+
 /** Downloads (or resumes) one file. Resolves when every byte is on disk and verified. */
 export async function download(t: DownloadTarget, o: DownloadOptions): Promise<Checkpoint> {
   await fs.mkdir(path.dirname(t.tempPath), { recursive: true }).catch((err) => {
@@ -190,10 +254,9 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
   });
   let fh: fs.FileHandle;
   try {
-    fh = await fs.open(t.tempPath, "a+").then(async (h) => {
-      await h.close();
-      return fs.open(t.tempPath, "r+");
-    });
+    // Created if missing, never truncated, and never through a symbolic link planted at its name.
+    const { O_RDWR, O_CREAT, O_NOFOLLOW } = fsConstants;
+    fh = await fs.open(t.tempPath, O_RDWR | O_CREAT | O_NOFOLLOW, 0o644);
   } catch (err) {
     throw new TransferFailure(failureFromError(err, "local"));
   }
@@ -209,12 +272,35 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
   let lastCheckpoint = performance.now();
 
   const checkpoint = async (done: boolean) => {
+    await pending; // one checkpoint at a time, in order
     await fh.datasync();
     durable = offset;
     lastCheckpoint = performance.now();
     await o.checkpoint({ bytesTransferred: offset, bytesTotal: total, etag, lastModified, finalUrl, done });
   };
+  // Checkpoints during the body run in the background, one at a time, so the socket keeps being
+  // read while the bytes are synced and the offset is reported. `at` is taken after the writes
+  // it covers have completed, so the reported offset never runs ahead of durable bytes.
+  let pending: Promise<void> | null = null;
+  let backgroundError: unknown = null;
+  const checkpointInBackground = () => {
+    const at = offset;
+    const meta = { bytesTotal: total, etag, lastModified, finalUrl };
+    lastCheckpoint = performance.now();
+    pending = (async () => {
+      await fh.datasync();
+      durable = at;
+      await o.checkpoint({ bytesTransferred: at, ...meta, done: false });
+    })()
+      .catch((err) => {
+        backgroundError = err;
+      })
+      .finally(() => {
+        pending = null;
+      });
+  };
   const restartFromZero = async () => {
+    await pending;
     offset = 0n;
     await fh.truncate(0);
     if (hash) hash = createHash("sha256");
@@ -222,6 +308,12 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
 
   try {
     try {
+      // The persisted offset counts only bytes that were on disk; if the file holds fewer (it was
+      // deleted or replaced meanwhile), never pad it: start this file again from byte 0.
+      if (BigInt((await fh.stat()).size) < offset) {
+        offset = 0n;
+        durable = 0n;
+      }
       await fh.truncate(Number(offset)); // drop anything written after the last persisted offset
       if (hash && offset > 0n) await hashPrefix(fh, offset, hash);
     } catch (err) {
@@ -312,17 +404,21 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       res.socket?.once("error", (e: Error) => (socketError = e));
       o.signal.addEventListener("abort", onAbort, { once: true });
       try {
-        for await (const chunk of res as AsyncIterable<Buffer>) {
-          stall.kick();
-          await throttle(o.buckets(), chunk.length, o.signal);
-          await fh.write(chunk, 0, chunk.length, Number(offset));
-          hash?.update(chunk);
-          offset += BigInt(chunk.length);
+        const throttled = o.buckets().some((b) => b);
+        await streamBody(res, throttled ? 64 * 1024 : 4 * 1024 * 1024, () => stall.kick(), async (chunks, bytes) => {
+          await throttle(o.buckets(), bytes, o.signal);
+          const { bytesWritten } = await fh.writev(chunks, Number(offset));
+          if (bytesWritten !== bytes) throw Object.assign(new Error(`short write: ${bytesWritten} of ${bytes} bytes`), { code: "EIO" });
+          if (hash) for (const c of chunks) hash.update(c);
+          offset += BigInt(bytes);
+          if (backgroundError) throw backgroundError;
           const since = performance.now() - lastCheckpoint;
-          if (since >= o.checkpointMs || (byteStep !== null && offset - durable >= byteStep && since >= 50)) {
-            await checkpoint(false);
+          if (!pending && (since >= o.checkpointMs || (byteStep !== null && offset - durable >= byteStep && since >= 250))) {
+            checkpointInBackground();
           }
-        }
+        });
+        await pending;
+        if (backgroundError) throw backgroundError;
       } catch (err) {
         stall.clear();
         o.signal.removeEventListener("abort", onAbort);
@@ -369,6 +465,7 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
     return { bytesTransferred: offset, bytesTotal: total, etag, lastModified, finalUrl, done: true };
   } catch (err) {
     // Keep what is on disk: persist the offset reached so the next attempt resumes from it.
+    await pending;
     if (offset !== durable && !(err instanceof TransferFailure && err.failure.kind === "checksum")) {
       await checkpoint(false).catch(() => {});
     }

@@ -818,6 +818,7 @@ test("an origin that refuses HEAD (403, like a presigned URL) still downloads, a
   const p = "/nohead/a.bin";
   o.add({ path: p, size: 500_000 });
   o.fault(p, { type: "noHead", status: 403 });
+  o.fault(p, { type: "rate", bytesPerSecond: 4_000_000 });
   o.fault(p, { type: "reset", afterBytes: 200_000, times: 1 });
   const id = await createJob(url, [{ remoteUrl: o.urlFor(p), localPath: "nohead/a.bin", sha256: o.sha256Of(p) }], { minimumRetryDelay: 1 });
   await act(url, "resumeJob", id);
@@ -840,6 +841,7 @@ test("416 on resume (the file shrank under the same ETag): the file restarts fro
   const p = "/shrink/a.bin";
   const etag = '"same-etag-1"';
   o.add({ path: p, size: 1_000_000, seed: "shrink-v1", etag });
+  o.fault(p, { type: "rate", bytesPerSecond: 4_000_000 }); // paced: a reset may drop bytes the client has not read yet
   o.fault(p, { type: "reset", afterBytes: 600_000, times: 1 });
   const id = await createJob(url, [{ remoteUrl: o.urlFor(p), localPath: "shrink/a.bin" }], { minimumRetryDelay: 2 });
   await act(url, "resumeJob", id);

@@ -85,6 +85,9 @@ test("503 twice is transient: TRANSIENT_ERROR, retried after the delay, then TRA
 
 test("a reset mid-body resumes from the offset with Range + If-Range", async () => {
   o.add({ path: "/reset.bin", size: 2_000_000 });
+  // Paced, so the client has read most of those bytes when the reset comes (a reset may make the
+  // receiver drop what it has not read yet).
+  o.fault("/reset.bin", { type: "rate", bytesPerSecond: 4_000_000 });
   o.fault("/reset.bin", { type: "reset", afterBytes: 700_000, times: 1 });
   const id = await createJob(url, [{ remoteUrl: o.urlFor("/reset.bin"), localPath: "r/reset.bin", sha256: o.sha256Of("/reset.bin") }], {
     minimumRetryDelay: 1,
@@ -149,6 +152,7 @@ test("cancel mid-transfer stops it and leaves no temporary file", async () => {
 
 test("a changed remote version restarts the file from 0: never a mix of two versions", async () => {
   o.add({ path: "/v.bin", size: 1_500_000, seed: "v1" });
+  o.fault("/v.bin", { type: "rate", bytesPerSecond: 4_000_000 }); // paced: see the reset test
   o.fault("/v.bin", { type: "reset", afterBytes: 500_000, times: 1 });
   const id = await createJob(url, [{ remoteUrl: o.urlFor("/v.bin"), localPath: "v/v.bin" }], { minimumRetryDelay: 2 });
   await act(url, "resumeJob", id);
