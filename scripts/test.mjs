@@ -28,6 +28,7 @@ function walk(dir) {
 if (process.env.HAUL_SKIP_TSC !== "1") {
   console.log("# tsc --noEmit");
   run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "--noEmit", "-p", "."]);
+  run(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "--noEmit", "-p", "web"]);
 }
 
 const adminUrl = process.env.HAUL_TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
@@ -42,7 +43,7 @@ try {
   const files = args.length ? args : walk("test").sort();
   const r = spawnSync(
     process.execPath,
-    ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=4", "--test-timeout=120000", ...files],
+    ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=4", "--test-timeout=300000", ...files],
     { stdio: "inherit", env },
   );
   status = r.status ?? 1;

@@ -16,6 +16,7 @@ import { TokenService, TOKENS_CHANNEL, bearer } from "../auth/tokens.js";
 import type { Principal } from "../auth/policy.js";
 import type { WebSocket } from "ws";
 import { AddressPolicy, literalRefusal } from "../transfer/address-policy.js";
+import { serveStatic, DASHBOARD_DIST } from "./static.js";
 import { createMetrics } from "../observability/metrics.js";
 import { useOperationMetrics } from "../observability/operation-metrics.js";
 import { useRequestLog } from "../observability/request-log.js";
@@ -164,6 +165,7 @@ export function buildApp(deps: AppDeps): App {
     });
   }
 
+  const dashboard = serveStatic(DASHBOARD_DIST);
   const server = http.createServer((req, res) => {
     if (req.url === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
@@ -183,10 +185,7 @@ export function buildApp(deps: AppDeps): App {
       );
       return;
     }
-    if (req.url === "/") {
-      res.writeHead(302, { location: "/graphql" }).end();
-      return;
-    }
+    if (dashboard(req, res)) return; // the web dashboard at / (built by npm install)
     const requestId = String(req.headers["x-request-id"] ?? "").slice(0, 100) || randomUUID();
     res.setHeader("x-request-id", requestId);
     void yoga.handle(req, res, { requestId });

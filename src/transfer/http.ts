@@ -202,6 +202,9 @@ function streamBody(
     let writing = false;
     let ended = false;
     let failed = false;
+    // A stream error (reset, early close) still lets what was received be written first: those
+    // bytes are a valid prefix, and keeping them saves fetching them again.
+    let streamError: unknown = null;
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
@@ -211,7 +214,10 @@ function streamBody(
     const pump = () => {
       if (writing || failed) return;
       if (queue.length === 0) {
-        if (ended) resolve();
+        if (ended) {
+          if (streamError) fail(streamError);
+          else resolve();
+        }
         return;
       }
       const batch = queue;
@@ -236,10 +242,14 @@ function streamBody(
       ended = true;
       pump();
     });
-    res.on("error", fail);
+    res.on("error", (err) => {
+      streamError ??= err;
+      ended = true;
+      pump();
+    });
     res.on("close", () => {
       // closed without 'end' and without an error: treat as the end; the caller checks res.complete
-      if (!ended && !failed) {
+      if (!ended) {
         ended = true;
         pump();
       }

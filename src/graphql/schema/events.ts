@@ -4,6 +4,7 @@ import { GraphQLError } from "graphql";
 import { builder } from "../builder.js";
 import { encodeId, jobUuid } from "../ids.js";
 import { me } from "../context.js";
+import { subscriberStream } from "../streams.js";
 import { canAccess, ownerScope } from "../../auth/policy.js";
 import { JobEventKindEnum, JobStateEnum } from "./enums.js";
 import { JobErrorRef, JobRef, errorOf } from "./job.js";
@@ -45,6 +46,18 @@ const JobStateChangeRef = builder.objectRef<JobEvent>("JobStateChange").implemen
   }),
 });
 
+builder.queryField("eventCursor", (t) =>
+  t.string({
+    description:
+      "The cursor of the newest committed event: subscribe with `after` set to it to receive exactly what commits from now on, and resume from it after a disconnection even if no event arrived meanwhile.",
+    resolve: async (_r, _a, ctx) => {
+      me(ctx);
+      const row = await ctx.prisma.jobEvent.findFirst({ orderBy: { seq: "desc" }, select: { seq: true } });
+      return (row?.seq ?? 0n).toString();
+    },
+  }),
+);
+
 builder.subscriptionField("jobStateChanged", (t) =>
   t.field({
     type: JobStateChangeRef,
@@ -65,7 +78,7 @@ builder.subscriptionField("jobStateChanged", (t) =>
       }
       // Every event is filtered per subscriber: a user receives only events of its own jobs.
       const owner = principal.role === "ADMIN" ? undefined : ownerScope(principal);
-      return ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS, owner });
+      return subscriberStream(ctx, ctx.feed.subscribe({ jobId, after, kinds: STATE_KINDS, owner }));
     },
     resolve: (e) => e,
   }),
@@ -95,22 +108,14 @@ builder.subscriptionField("jobProgress", (t) =>
       const principal = me(ctx);
       const owner = principal.role === "ADMIN" ? undefined : ownerScope(principal);
       const stream = ctx.feed.progress.subscribe({ jobId: args.jobId ? jobUuid(args.jobId) : undefined, owner });
-      if (!args.jobId) return stream;
+      if (!args.jobId) return subscriberStream(ctx, stream);
       const jobId = jobUuid(args.jobId);
       const job = await ctx.prisma.job.findUnique({ where: { id: jobId } });
       if (!job || !canAccess(principal, job.owner)) {
         stream.close();
         throw new GraphQLError(`no job with id ${args.jobId}`, { extensions: { code: "NOT_FOUND" } });
       }
-      const first = progressMessageOf(job, 0);
-      return (async function* () {
-        try {
-          yield first;
-          yield* stream;
-        } finally {
-          stream.close();
-        }
-      })();
+      return subscriberStream(ctx, stream, [progressMessageOf(job, 0)]);
     },
     resolve: (m) => m,
   }),

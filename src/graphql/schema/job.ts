@@ -39,10 +39,13 @@ export function errorOf(row: {
 export const FileRef = builder.prismaNode("File", {
   id: { field: "id" },
   nullable: true,
+  // node(id): another user's file is as missing as a file that does not exist
+  findUnique: (id, ctx) => (ctx.principal?.role === "ADMIN" ? { id } : { id, job: { owner: ctx.principal?.user ?? "" } }),
   fields: (t) => ({
     job: t.relation("job"),
     remoteUrl: t.exposeString("remoteUrl"),
-    localPath: t.exposeString("localPath", { description: "Relative to the storage root." }),
+    localPath: t.exposeString("localPath", { description: "Relative to the owner's directory: the file lands at <storage root>/<owner>/<localPath>." }),
+    uuid: t.exposeString("id", { description: "The file's UUID (the id field is its global Relay id)." }),
     position: t.exposeInt("position", { description: "Transfer order inside the job (files go one at a time)." }),
     bytesTotal: t.expose("bytesTotal", { type: "BigInt", nullable: true, description: "Null while the size is unknown." }),
     bytesTransferred: t.expose("bytesTransferred", { type: "BigInt" }),
@@ -95,7 +98,10 @@ export const JobErrorRef = builder.objectRef<JobErrorShape>("JobError").implemen
 export const JobRef = builder.prismaNode("Job", {
   id: { field: "id" },
   nullable: true,
+  // node(id): another user's job is as missing as a job that does not exist
+  findUnique: (id, ctx) => (ctx.principal?.role === "ADMIN" ? { id } : { id, owner: ctx.principal?.user ?? "" }),
   fields: (t) => ({
+    uuid: t.exposeString("id", { description: "The job's UUID (the id field is its global Relay id; both are accepted as job ids)." }),
     displayName: t.exposeString("displayName"),
     description: t.exposeString("description", { nullable: true }),
     type: t.expose("type", { type: JobTypeEnum }),
