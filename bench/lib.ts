@@ -244,12 +244,18 @@ export async function startHaul(opts: {
     u.searchParams.set("host", socketDir);
     databaseUrl = u.toString();
   }
-  // BENCH_HAUL_ENTRY=<file.js>: run a compiled entry with plain node instead of src/main.ts through tsx.
-  const entry = process.env.BENCH_HAUL_ENTRY?.trim();
+  // As `npm start` runs it: the compiled dist/main.js (built here if missing). BENCH_HAUL_ENTRY=<file.js>
+  // runs another compiled entry; BENCH_HAUL_ENTRY=tsx runs src/main.ts through tsx.
+  let entry: string | undefined = process.env.BENCH_HAUL_ENTRY?.trim() || "dist/main.js";
+  if (entry === "tsx") entry = undefined;
+  else if (entry === "dist/main.js" && !fs.existsSync(path.join(HAUL_ROOT, entry))) {
+    spawnSync(process.execPath, ["scripts/build-server.mjs"], { cwd: HAUL_ROOT, stdio: "inherit" });
+  }
   const child = spawn(process.execPath, [...nodeArgs, ...(entry ? [path.resolve(HAUL_ROOT, entry)] : ["--import", "tsx", "src/main.ts"])], {
     cwd: HAUL_ROOT,
     env: {
       ...process.env,
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2", // as `npm start` (package.json)
       DATABASE_URL: databaseUrl,
       HOST: "127.0.0.1",
       PORT: String(port),

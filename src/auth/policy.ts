@@ -32,6 +32,7 @@ export function requireAdmin(p: Principal, what: string): void {
  * when they ask for all users) no restriction. `owner` narrows an admin's view to one user.
  */
 export function ownerScope(p: Principal, opts: { allUsers?: boolean | null; owner?: string | null } = {}): string | undefined {
+  if (opts.owner != null) validateUserName(opts.owner);
   if (opts.allUsers) {
     requireAdmin(p, "allUsers");
     return opts.owner ?? undefined;

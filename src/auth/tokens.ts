@@ -8,6 +8,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { PrismaClient } from "../store/db.js";
 import type { Logger } from "../logger.js";
 import { DomainError } from "../domain/errors.js";
+import { assertWellFormed } from "../domain/validation.js";
 import { validateUserName, type Principal, type Role } from "./policy.js";
 
 export const TOKENS_CHANNEL = "haul_tokens";
@@ -87,6 +88,8 @@ export class TokenService {
     const user = validateUserName(input.user);
     const description = input.description ?? "";
     if (description.length > 256) throw new DomainError("BAD_USER_INPUT", "description is longer than 256 characters");
+    if (description.includes("\0")) throw new DomainError("BAD_USER_INPUT", "description must not contain NUL characters");
+    assertWellFormed(description, "description");
     const token = generateToken();
     const info = await this.prisma.apiToken.create({
       data: { id: randomUUID(), user, role: input.role, description, tokenHash: hashToken(token), createdBy },

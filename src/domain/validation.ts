@@ -28,7 +28,16 @@ function bad(message: string): never {
   throw new DomainError("BAD_USER_INPUT", message);
 }
 
+/**
+ * Text must be well-formed Unicode: a lone UTF-16 surrogate would be stored altered (as U+FFFD),
+ * so two different inputs could become the same value, or refused by the database.
+ */
+export function assertWellFormed(v: string, field: string): void {
+  if (!(v as string & { isWellFormed(): boolean }).isWellFormed()) bad(`${field} is not well-formed Unicode (a lone surrogate)`);
+}
+
 export function validateDisplayName(v: string): string {
+  assertWellFormed(v, "displayName");
   if (v.trim() === "") bad("displayName must not be empty");
   if ([...v].length > DEFAULTS.displayNameMaxLength) bad(`displayName is longer than ${DEFAULTS.displayNameMaxLength} characters`);
   if (v.includes("\0")) bad("displayName must not contain NUL characters");
@@ -36,6 +45,7 @@ export function validateDisplayName(v: string): string {
 }
 
 export function validateDescription(v: string): string {
+  assertWellFormed(v, "description");
   if ([...v].length > DEFAULTS.descriptionMaxLength) bad(`description is longer than ${DEFAULTS.descriptionMaxLength} characters`);
   if (v.includes("\0")) bad("description must not contain NUL characters");
   return v;
@@ -43,6 +53,7 @@ export function validateDescription(v: string): string {
 
 /** http and https only, at most 2,200 characters, no credentials in the URL. */
 export function validateRemoteUrl(v: string, field = "remoteUrl"): string {
+  assertWellFormed(v, field);
   if (v.length > DEFAULTS.remoteUrlMaxLength) bad(`${field} is longer than ${DEFAULTS.remoteUrlMaxLength} characters`);
   let u: URL;
   try {
@@ -53,7 +64,9 @@ export function validateRemoteUrl(v: string, field = "remoteUrl"): string {
   if (u.protocol !== "http:" && u.protocol !== "https:") bad(`${field} must use http or https, not ${u.protocol.replace(/:$/, "")}`);
   if (u.hostname === "") bad(`${field} has no host`);
   if (u.username !== "" || u.password !== "") bad(`${field} must not carry credentials; set them on the job instead`);
-  return u.toString();
+  // Normalisation (percent-encoding) can make a URL longer than it was sent: check what is stored.
+  if (u.href.length > DEFAULTS.remoteUrlMaxLength) bad(`${field} is longer than ${DEFAULTS.remoteUrlMaxLength} characters once normalised`);
+  return u.href;
 }
 
 /**
@@ -63,6 +76,7 @@ export function validateRemoteUrl(v: string, field = "remoteUrl"): string {
  */
 export function validateLocalPath(v: string, field = "localPath"): string {
   if (v === "") bad(`${field} must not be empty`);
+  assertWellFormed(v, field);
   if (v.includes("\0")) bad(`${field} must not contain NUL characters`);
   if (v.includes("\\")) bad(`${field} must use / as the separator`);
   if (v.length > MAX_LOCAL_PATH) bad(`${field} is longer than ${MAX_LOCAL_PATH} characters`);
@@ -115,6 +129,7 @@ export function validateHeaders(headers: readonly HttpHeader[]): HttpHeader[] {
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/.test(h.name)) bad(`httpHeaders[${i}].name is not a valid header name`);
     if (RESERVED_HEADERS.has(h.name.toLowerCase())) bad(`httpHeaders[${i}]: ${h.name} is managed by haul and cannot be set`);
     if (/[\r\n\0]/.test(h.value) || h.value.length > 8192) bad(`httpHeaders[${i}].value must be at most 8,192 characters with no line breaks`);
+    assertWellFormed(h.value, `httpHeaders[${i}].value`);
     return { name: h.name, value: h.value };
   });
 }
@@ -124,6 +139,8 @@ export function validateCredentials(c: Credentials): Credentials {
     bad("credentials.username must be 1 to 256 characters, without ':' or line breaks");
   }
   if (c.password.length > 1024 || /[\r\n\0]/.test(c.password)) bad("credentials.password must be at most 1,024 characters, without line breaks");
+  assertWellFormed(c.username, "credentials.username");
+  assertWellFormed(c.password, "credentials.password");
   return { username: c.username, password: c.password };
 }
 

@@ -135,6 +135,11 @@ export function buildApp(deps: AppDeps): App {
     multipart: false, // haul takes no uploads
     maskedErrors: {
       maskError(error) {
+        const raw = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+        if (raw instanceof SyntaxError) {
+          // e.g. GET /graphql?variables=not-json: the client's mistake, not ours
+          return new GraphQLError(`malformed request parameters: ${raw.message}`, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
+        }
         if (!(error instanceof GraphQLError)) return internal(error);
         if (!error.originalError) {
           // Raised by graphql-js or yoga itself (parse, validation, variable coercion).

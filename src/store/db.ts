@@ -8,7 +8,7 @@ import { PGlite } from "@electric-sql/pglite";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "../generated/prisma/client.js";
-import { applyMigrations } from "./migrations.js";
+import { applyMigrations, readMigrations } from "./migrations.js";
 import type { Logger } from "../logger.js";
 
 export type { PrismaClient };
@@ -89,12 +89,26 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
   };
 }
 
+/**
+ * Whether every migration in prisma/migrations is recorded as applied. Checked before loading
+ * Prisma's schema engine (WebAssembly, tens of MB that stay resident once loaded), which is needed
+ * only when something is pending.
+ */
+async function upToDate(query: (sql: string) => Promise<{ rows: Record<string, unknown>[] }>): Promise<boolean> {
+  const exists = await query(`SELECT to_regclass('_prisma_migrations') IS NOT NULL AS ok`);
+  if (!exists.rows[0]?.ok) return false;
+  const done = await query(`SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`);
+  const applied = new Set(done.rows.map((r) => String(r.migration_name)));
+  return readMigrations().migrationDirectories.every((d) => applied.has(d.path));
+}
+
 export async function migratePostgres(url: string, logger?: Logger): Promise<string[]> {
   const lock = new pg.Client({ connectionString: url });
   await lock.connect();
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   try {
     await lock.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    if (await upToDate((sql) => lock.query(sql))) return [];
     const applied = await applyMigrations(new PrismaPg(pool));
     if (applied.length) logger?.info({ applied }, "migrations applied");
     return applied;
@@ -156,8 +170,11 @@ async function openPGlite(dataDir: string, opts: OpenOptions): Promise<Database>
     pglite = new PGlite(path.join(dataDir, "pglite"));
     await pglite.waitReady;
     // Always migrate: nobody else can reach this database to do it.
-    const applied = await applyMigrations(new PrismaPGlite(pglite));
-    if (applied.length) opts.logger?.info({ applied }, "migrations applied");
+    const db0 = pglite;
+    if (!(await upToDate((sql) => db0.query(sql) as Promise<{ rows: Record<string, unknown>[] }>))) {
+      const applied = await applyMigrations(new PrismaPGlite(pglite));
+      if (applied.length) opts.logger?.info({ applied }, "migrations applied");
+    }
   } catch (err) {
     await pglite?.close().catch(() => {});
     release();

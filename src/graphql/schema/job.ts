@@ -1,3 +1,4 @@
+import { GraphQLError } from "graphql";
 // Job and File: types, the queries that read them and the mutations that mirror BITS's calls.
 import type { Job } from "../../generated/prisma/client.js";
 import type { Prisma } from "../../generated/prisma/client.js";
@@ -10,6 +11,19 @@ import { me } from "../context.js";
 import { canAccess, ownerScope } from "../../auth/policy.js";
 
 // ---- types ------------------------------------------------------------------------------------
+
+const CURSOR = /^GPC:S:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A connection cursor must be one this API handed out; anything else is BAD_USER_INPUT. */
+function checkCursors(args: { after?: string | null; before?: string | null }): void {
+  for (const c of [args.after, args.before]) {
+    if (c == null) continue;
+    const decoded = c.length <= 100 ? Buffer.from(c, "base64").toString("utf8") : "";
+    if (!CURSOR.test(decoded)) {
+      throw new GraphQLError(`not a cursor from this connection: ${JSON.stringify(c.slice(0, 60))}`, { extensions: { code: "BAD_USER_INPUT" } });
+    }
+  }
+}
 
 export interface JobErrorShape {
   context: ErrorContext;
@@ -131,7 +145,14 @@ export const JobRef = builder.prismaNode("Job", {
     }),
     files: t.relatedConnection(
       "files",
-      { cursor: "id", totalCount: true, query: () => ({ orderBy: { position: "asc" } }) },
+      {
+        cursor: "id",
+        totalCount: true,
+        query: (args) => {
+          checkCursors(args);
+          return { orderBy: { position: "asc" } };
+        },
+      },
       { name: "FileConnection" },
       { name: "FileEdge" },
     ),
@@ -185,8 +206,10 @@ builder.queryField("jobs", (t) =>
       maxSize: 200,
       description: "Jobs, oldest first, as a cursor connection.",
       args: { filter: t.arg({ type: JobFilter, required: false }) },
-      resolve: (query, _root, args, ctx) =>
-        ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] }),
+      resolve: (query, _root, args, ctx) => {
+        checkCursors(args);
+        return ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+      },
       totalCount: (_conn, args, ctx) => ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})) }),
     },
     { name: "JobConnection" },
