@@ -17,7 +17,10 @@ if (cmd === "create") {
     process.exit(2);
   }
   const shadow = new PGlite(); // in memory: the folder is replayed here
-  const sql = await diffMigrationsToSchema(new PrismaPGlite(shadow));
+  // Indexes Prisma's schema cannot express (partial indexes) are written by hand in migrations and
+  // named haul_manual_*; the diff does not know them, so it would drop them: keep them.
+  const raw = await diffMigrationsToSchema(new PrismaPGlite(shadow));
+  const sql = raw === null ? null : raw.split(/\n(?=-- )/).filter((stmt) => !/DROP INDEX "haul_manual_/.test(stmt)).join("\n").trim() || null;
   if (sql === null) {
     console.log("schema.prisma and prisma/migrations agree: no migration needed");
   } else {

@@ -33,7 +33,8 @@ export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeco
     `WITH picked AS (
        SELECT id, lease_holder AS previous_holder, lease_expires_at
          FROM job
-        WHERE (state = 'QUEUED' OR (state = 'TRANSIENT_ERROR' AND retry_at <= now()))
+        WHERE state IN ('QUEUED', 'TRANSIENT_ERROR') -- the partial index haul_manual_job_runnable_idx
+          AND (state = 'QUEUED' OR retry_at <= now())
           AND (lease_holder IS NULL OR lease_expires_at < now())
           AND priority <= $4::"JobPriority"
         ORDER BY priority, created_at, id

@@ -12,6 +12,9 @@ import { canAccess, ownerScope } from "../../auth/policy.js";
 
 // ---- types ------------------------------------------------------------------------------------
 
+/** jobs.totalCount counts at most this many rows. */
+export const TOTAL_COUNT_CAP = 10_000;
+
 const CURSOR = /^GPC:S:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A connection cursor must be one this API handed out; anything else is BAD_USER_INPUT. */
@@ -204,13 +207,15 @@ builder.queryField("jobs", (t) =>
       cursor: "id",
       defaultSize: 50,
       maxSize: 200,
-      description: "Jobs, oldest first, as a cursor connection.",
+      description: `Jobs, oldest first, as a cursor connection. totalCount is exact up to ${TOTAL_COUNT_CAP.toLocaleString("en")} and reads ${TOTAL_COUNT_CAP.toLocaleString("en")} above that (counting further would scan every matching row): narrow the filter for an exact figure.`,
       args: { filter: t.arg({ type: JobFilter, required: false }) },
       resolve: (query, _root, args, ctx) => {
         checkCursors(args);
         return ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
       },
-      totalCount: (_conn, args, ctx) => ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})) }),
+      // Capped, so a page never turns into a count of a million rows (see the connection's description).
+      totalCount: async (_conn, args, ctx) =>
+        Math.min(TOTAL_COUNT_CAP, await ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), take: TOTAL_COUNT_CAP })),
     },
     { name: "JobConnection" },
     { name: "JobEdge" },
