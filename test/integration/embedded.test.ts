@@ -81,6 +81,8 @@ test("embedded PGlite: migrates at first start, persists across restarts, locks 
   try {
     first = startHaul(env);
     await waitHealthy(url, first);
+    // The "listening" line is written just after the socket opens: give it a moment.
+    for (let i = 0; i < 50 && !/embedded PGlite/.test(first.output()); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(first.output(), /migrations applied/);
     assert.match(first.output(), /embedded PGlite/);
     // First start: an ADMIN token in <data dir>/admin-token, mode 0600; the log names the file, never the token.
