@@ -889,10 +889,13 @@ test("fuzz jobs(after/before/first/last/filter): malformed cursors and filters",
   );
 });
 
-/** One short read of an SSE subscription: the first frames within `ms`, then the stream is dropped. */
+/**
+ * One short read of an SSE subscription: the first frames within `ms` of the response headers,
+ * then the stream is dropped. The headers themselves get 15 s (a loaded machine is slow, not wrong).
+ */
 async function sseProbe(query: string, variables: unknown, token: string | null, ms = 250): Promise<{ status: number; payloads: any[]; text: string }> {
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), ms);
+  let timer = setTimeout(() => abort.abort(), 15_000);
   let text = "";
   let status = 0;
   try {
@@ -907,6 +910,8 @@ async function sseProbe(query: string, variables: unknown, token: string | null,
       text = await res.text();
       return { status, payloads: [JSON.parse(text)], text };
     }
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(), ms);
     const reader = res.body!.getReader();
     const dec = new TextDecoder();
     try {
