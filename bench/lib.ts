@@ -425,3 +425,366 @@ export function fmtRate(bytesPerMs: number): string {
 }
 
 export const fmtMB = (bytes: number) => `${(bytes / 1e6).toFixed(0)} MB`;
+
+// ---- lifecycle and read-path scenarios: pools, bare databases, Postgres counters, CPU pinning, autocannon
+
+/** Runs `fn` over `items` with at most `limit` at once; results in item order. */
+export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+/** The maintenance database URL of the local Postgres (as test/helpers/db.ts: HAUL_TEST_DATABASE_URL or postgres@127.0.0.1:5432). */
+export const PG_ADMIN_URL = process.env.HAUL_TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+
+/** A fresh, empty database (no haul schema: e.g. for graphile-worker), dropped at clean-up. */
+export async function createBareDatabase(prefix: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+  const { default: pg } = await import("pg");
+  const name = `haul_bench_${prefix}_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${name}"`);
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  const drop = onCleanup(`drop database ${name}`, () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  return { url: u.toString(), name, drop };
+}
+
+/** Cumulative pg_stat_database figures of one database (transactions and rows). */
+export interface PgDatabaseCounters {
+  xactCommit: number;
+  xactRollback: number;
+  tupInserted: number;
+  tupUpdated: number;
+  tupDeleted: number;
+  /** Per table of the public schema: rows inserted/updated/deleted and index/sequential scans. */
+  tables: Record<string, { ins: number; upd: number; del: number; idxScan: number; seqScan: number }>;
+}
+
+/**
+ * pg_stat_database and pg_stat_user_tables of `dbName`, read over `client` (connected to that
+ * database). Backends publish their counters when they go idle, at most once a second (Postgres
+ * 15), so wait ~1.5 s after the load before reading (`settleMs`).
+ */
+export async function pgDatabaseCounters(
+  client: { query: (sql: string, values?: unknown[]) => Promise<{ rows: any[] }> },
+  dbName: string,
+  settleMs = 1500,
+): Promise<PgDatabaseCounters> {
+  if (settleMs > 0) await sleep(settleMs);
+  await client.query("SELECT pg_stat_clear_snapshot()");
+  const d = await client.query(
+    `SELECT xact_commit::text, xact_rollback::text, tup_inserted::text, tup_updated::text, tup_deleted::text FROM pg_stat_database WHERE datname = $1`,
+    [dbName],
+  );
+  const t = await client.query(
+    `SELECT relname, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_del::text AS del, coalesce(idx_scan, 0)::text AS idx, seq_scan::text AS seq FROM pg_stat_user_tables`,
+  );
+  const r = d.rows[0] as Record<string, string> | undefined;
+  if (!r) throw new Error(`no pg_stat_database row for ${dbName}`);
+  const tables: PgDatabaseCounters["tables"] = {};
+  for (const row of t.rows as Record<string, string>[]) {
+    tables[row.relname!] = { ins: Number(row.ins), upd: Number(row.upd), del: Number(row.del), idxScan: Number(row.idx), seqScan: Number(row.seq) };
+  }
+  return {
+    xactCommit: Number(r.xact_commit),
+    xactRollback: Number(r.xact_rollback),
+    tupInserted: Number(r.tup_inserted),
+    tupUpdated: Number(r.tup_updated),
+    tupDeleted: Number(r.tup_deleted),
+    tables,
+  };
+}
+
+/** CPU time (ms) of the Postgres backends connected to the database of `client` (other than its own). */
+export async function pgBackendCpu(client: { query: (sql: string) => Promise<{ rows: any[] }> }): Promise<Map<number, number>> {
+  const b = await client.query(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+  const out = new Map<number, number>();
+  for (const { pid } of b.rows as { pid: number }[]) {
+    try {
+      out.set(pid, procCpuMs(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU ms the backends used between two pgBackendCpu() snapshots (backends that appeared meanwhile count from 0). */
+export const pgBackendCpuDelta = (before: Map<number, number>, after: Map<number, number>) =>
+  [...after.entries()].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+
+let tasksetOk: boolean | null = null;
+/** Whether `taskset` (util-linux) is there and works. */
+export function hasTaskset(): boolean {
+  if (tasksetOk === null) tasksetOk = spawnSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" }).status === 0;
+  return tasksetOk;
+}
+
+/**
+ * Pins every thread of a running process to `cpu` (`taskset -a -p -c`); threads it starts later
+ * inherit it. Returns false (and pins nothing) without taskset or with fewer CPUs.
+ */
+export function pinProcess(pid: number, cpu: number): boolean {
+  if (!hasTaskset() || os.cpus().length <= cpu) return false;
+  return spawnSync("taskset", ["-a", "-p", "-c", String(cpu), String(pid)], { stdio: "ignore" }).status === 0;
+}
+
+/** `cmd args` as run on `cpu` only (through `taskset -c`), or unchanged when pinning is not possible. */
+export function pinnedCommand(cpu: number | null, cmd: string, args: string[]): [string, string[]] {
+  if (cpu === null || !hasTaskset() || os.cpus().length <= cpu) return [cmd, args];
+  return ["taskset", ["-c", String(cpu), cmd, ...args]];
+}
+
+/**
+ * A Node script (run through tsx) as a child server process, optionally pinned to one CPU. The
+ * script prints one JSON line with its `url` once it listens. Stopped at clean-up.
+ */
+export async function startScriptServer(
+  script: string,
+  args: string[],
+  opts: { cpu?: number | null; env?: Record<string, string>; profileDir?: string | null } = {},
+): Promise<{ url: string; pid: number; cpuMs(): number; stop: () => Promise<void> }> {
+  const nodeArgs = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
+  const [cmd, argv] = pinnedCommand(opts.cpu ?? null, process.execPath, [...nodeArgs, "--import", "tsx", path.resolve(REPO_ROOT, script), ...args]);
+  const child = spawn(cmd, argv, { cwd: REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr!.on("data", (d) => (err += String(d)));
+  const stop = onCleanup(`${path.basename(script)} pid ${child.pid}`, () => stopChild(child, 5_000));
+  const lines = readline.createInterface({ input: child.stdout! });
+  try {
+    const first = await new Promise<string>((resolve, reject) => {
+      lines.once("line", resolve);
+      child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before listening: ${err.slice(-2000)}`)));
+      setTimeout(() => reject(new Error(`${script} did not listen within 30 s: ${err.slice(-2000)}`)), 30_000).unref();
+    });
+    const { url } = JSON.parse(first) as { url: string };
+    const pid = child.pid!;
+    return { url, pid, cpuMs: () => procCpuMs(pid), stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+export interface LoadResult {
+  /** Mean requests/s over the run (autocannon's per-second samples). */
+  rps: number;
+  /** Completed requests. */
+  total: number;
+  p50: number;
+  p99: number;
+  /** Average latency, ms. */
+  mean: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  /** Seconds. */
+  duration: number;
+}
+
+/**
+ * autocannon (a devDependency) against `url` in a process of its own, pinned to `cpu` when given:
+ * POST `body` (JSON) with `headers`, `connections` connections for `durationSec`. Its -j summary, parsed.
+ */
+export async function autocannon(opts: {
+  url: string;
+  body: string;
+  headers?: Record<string, string>;
+  connections: number;
+  durationSec: number;
+  cpu?: number | null;
+}): Promise<LoadResult> {
+  const bin = path.join(REPO_ROOT, "node_modules/autocannon/autocannon.js");
+  if (!fs.existsSync(bin)) throw new Error("autocannon is not installed: npm install (it is a devDependency)");
+  const headers = { "content-type": "application/json", ...opts.headers };
+  const args = [
+    bin,
+    "-j",
+    "-n",
+    "-c",
+    String(opts.connections),
+    "-d",
+    String(opts.durationSec),
+    "-m",
+    "POST",
+    ...Object.entries(headers).flatMap(([k, v]) => ["-H", `${k}=${v}`]),
+    "-b",
+    opts.body,
+    opts.url,
+  ];
+  const [cmd, argv] = pinnedCommand(opts.cpu ?? null, process.execPath, args);
+  const child = spawn(cmd, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const kill = onCleanup(`autocannon pid ${child.pid}`, () => stopChild(child, 2_000));
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (d) => (out += String(d)));
+  child.stderr!.on("data", (d) => (err += String(d)));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", (c) => resolve(c));
+  });
+  await kill();
+  const line = out.split("\n").filter((l) => l.trim().startsWith("{")).pop();
+  if (code !== 0 || !line) throw new Error(`autocannon exited with ${code}: ${err.slice(-1000)} ${out.slice(-500)}`);
+  const r = JSON.parse(line) as {
+    requests: { average: number; total: number };
+    latency: { p50: number; p99: number; average: number };
+    non2xx: number;
+    errors: number;
+    timeouts: number;
+    duration: number;
+  };
+  return {
+    rps: r.requests.average,
+    total: r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    mean: r.latency.average,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    duration: r.duration,
+  };
+}
+
+export interface StatementCounts {
+  /** Statements executed: Execute messages of the extended protocol plus simple-protocol queries. */
+  statements: number;
+  /** Transaction-control statements among them (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...). */
+  txControl: number;
+  /** Client -> server writes that reached the proxy (a rough count of round trips). */
+  writes: number;
+  /** By statement text (whitespace collapsed, first 160 characters). */
+  byText: Map<string, number>;
+}
+
+/**
+ * A TCP proxy in front of Postgres that counts the statements its clients run (Postgres has no
+ * statement counter without pg_stat_statements in shared_preload_libraries). It reads the frontend
+ * protocol: simple queries ('Q') and the extended protocol's Parse ('P': statement name -> text),
+ * Bind ('B': portal -> statement) and Execute ('E'). For a diagnostic run only: the extra hop adds
+ * latency to every query. Use `url` as the client's DATABASE_URL; closed at clean-up.
+ */
+export async function startStatementCounter(databaseUrl: string): Promise<{ url: string; counts(): StatementCounts; reset(): void; close(): Promise<void> }> {
+  const target = new URL(databaseUrl);
+  let c: StatementCounts = { statements: 0, txControl: 0, writes: 0, byText: new Map() };
+  const sockets = new Set<net.Socket>();
+  const norm = (q: string) => q.replace(/\s+/g, " ").trim().slice(0, 160);
+  const count = (text: string) => {
+    c.statements++;
+    if (/^(BEGIN|START|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b/i.test(text)) c.txControl++;
+    c.byText.set(text, (c.byText.get(text) ?? 0) + 1);
+  };
+  const cstr = (b: Buffer, at: number): [string, number] => {
+    const end = b.indexOf(0, at);
+    return [b.toString("utf8", at, end), end + 1];
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client).add(upstream);
+    const statements = new Map<string, string>(); // prepared statement name -> text
+    const portals = new Map<string, string>(); // portal -> text
+    let buf: Buffer = Buffer.alloc(0);
+    let startup = true;
+    client.on("data", (d: Buffer) => {
+      c.writes++;
+      upstream.write(d);
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      for (;;) {
+        if (startup) {
+          if (buf.length < 8) break;
+          const len = buf.readInt32BE(0);
+          if (buf.length < len) break;
+          const code = buf.readInt32BE(4);
+          buf = buf.subarray(len);
+          if (code === 196608) startup = false; // StartupMessage; SSLRequest/GSSENCRequest come before it
+          continue;
+        }
+        if (buf.length < 5) break;
+        const len = buf.readInt32BE(1);
+        if (buf.length < len + 1) break;
+        const type = String.fromCharCode(buf[0]!);
+        const body = buf.subarray(5, len + 1);
+        buf = buf.subarray(len + 1);
+        if (type === "Q") count(norm(cstr(body, 0)[0]));
+        else if (type === "P") {
+          const [name, at] = cstr(body, 0);
+          statements.set(name, norm(cstr(body, at)[0]));
+        } else if (type === "B") {
+          const [portal, at] = cstr(body, 0);
+          portals.set(portal, statements.get(cstr(body, at)[0]) ?? "(unknown statement)");
+        } else if (type === "E") count(portals.get(cstr(body, 0)[0]) ?? "(unknown portal)");
+      }
+      if (!buf.length) buf = Buffer.alloc(0);
+      else buf = Buffer.from(buf); // do not pin the large chunk
+    });
+    upstream.on("data", (d) => client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as net.AddressInfo;
+  const url = new URL(databaseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  const close = onCleanup(`statement counter :${port}`, async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return {
+    url: url.toString(),
+    counts: () => ({ ...c, byText: new Map(c.byText) }),
+    reset: () => (c = { statements: 0, txControl: 0, writes: 0, byText: new Map() }),
+    close,
+  };
+}
+
+// ---- fan-out and million scenarios: a dist/ that matches src/ --------------------------------------
+
+let haulBuildChecked = false;
+
+/**
+ * `npm start` compiles src/ before it runs dist/main.js; startHaul builds only when dist/main.js is
+ * missing, so after an edit it would benchmark the previous build. This rebuilds dist/
+ * (scripts/build-server.mjs, under a second) when any file under src/ is newer than dist/main.js;
+ * checked once per bench process. Nothing to do when BENCH_HAUL_ENTRY names another entry.
+ */
+export function ensureFreshHaulBuild(log: (m: string) => void): void {
+  if (haulBuildChecked) return;
+  haulBuildChecked = true;
+  const entry = process.env.BENCH_HAUL_ENTRY?.trim() || "dist/main.js";
+  if (entry !== "dist/main.js") return;
+  const built = path.join(HAUL_ROOT, entry);
+  const newest = (dir: string): number =>
+    fs.readdirSync(dir, { withFileTypes: true }).reduce((m, d) => {
+      const p = path.join(dir, d.name);
+      return Math.max(m, d.isDirectory() ? newest(p) : fs.statSync(p).mtimeMs);
+    }, 0);
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= newest(path.join(HAUL_ROOT, "src"))) return;
+  log("dist/ is older than src/: node scripts/build-server.mjs (as `npm start` does)");
+  const r = spawnSync(process.execPath, ["scripts/build-server.mjs"], { cwd: HAUL_ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  if (r.status !== 0) throw new Error(`scripts/build-server.mjs exited with ${r.status}`);
+}

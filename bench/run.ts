@@ -16,8 +16,12 @@ import os from "node:os";
 import path from "node:path";
 import { type BenchOptions, type Row, type Scenario, HAUL_ROOT, REPO_ROOT, formatTable, runCleanups } from "./lib.js";
 import { scenarios as transfer } from "./transfer.js";
+import { scenarios as fanout } from "./fanout.js";
+import { scenarios as million } from "./million.js";
+import { scenarios as lifecycle } from "./lifecycle.js";
+import { scenarios as readpath } from "./readpath.js";
 
-const SCENARIOS: Scenario[] = [...transfer];
+const SCENARIOS: Scenario[] = [...transfer, ...lifecycle, ...fanout, ...readpath, ...million];
 
 /** Other work on the machine skews every figure (the ratios less so): printed so that a reader can tell. */
 const loadavg = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
