@@ -248,9 +248,7 @@ export async function startHaul(opts: {
   // runs another compiled entry; BENCH_HAUL_ENTRY=tsx runs src/main.ts through tsx.
   let entry: string | undefined = process.env.BENCH_HAUL_ENTRY?.trim() || "dist/main.js";
   if (entry === "tsx") entry = undefined;
-  else if (entry === "dist/main.js" && !fs.existsSync(path.join(HAUL_ROOT, entry))) {
-    spawnSync(process.execPath, ["scripts/build-server.mjs"], { cwd: HAUL_ROOT, stdio: "inherit" });
-  }
+  else if (entry === "dist/main.js") ensureFreshHaulBuild((m) => console.log(`  ${m}`)); // once per bench run
   const child = spawn(process.execPath, [...nodeArgs, ...(entry ? [path.resolve(HAUL_ROOT, entry)] : ["--import", "tsx", "src/main.ts"])], {
     cwd: HAUL_ROOT,
     env: {

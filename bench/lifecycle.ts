@@ -4,10 +4,12 @@
 // concurrency 4 on the same Postgres, in the same run. Target: haul >= 0.5x.
 //
 // haul: a child process as `npm start` runs it, HAUL_WORKER on, HAUL_MAX_TRANSFERS=16. The bench
-// keeps 16 createJob + resumeJob pairs in flight over HTTP, listens to jobStateChanged (every job,
-// graphql-ws, from the eventCursor taken before the first job: nothing is missed) and sends
-// completeJob as soon as a job's TRANSFERRED event arrives. jobs/s = N / (first createJob sent ->
-// last completeJob answered ACKNOWLEDGED). After a warm-up of 32 jobs.
+// sends createJobs(resume: true) in batches of 50 (2 calls in flight), listens to jobStateChanged
+// (every job, graphql-ws, from the eventCursor taken before the first job: nothing is missed) and
+// sends completeJobs for every job whose TRANSFERRED event arrived while the previous completeJobs
+// was in flight. jobs/s = N / (first createJobs sent -> last job answered ACKNOWLEDGED). After a
+// warm-up of 32 jobs. A diagnostic row drives the same jobs one call per job (createJob + resumeJob
+// x 16 in flight, completeJob on each TRANSFERRED), as a client without the batch calls would.
 //
 // graphile-worker: in this process (its own pool of Postgres connections), its own fresh database,
 // a no-op task, concurrency 4, a silent logger (haul runs at HAUL_LOG_LEVEL=warn). Each run: one
@@ -49,6 +51,11 @@ const GRAPHILE_CONCURRENCY = 4;
 const FILE_SIZE = 1024;
 
 const CREATE = `mutation($input: CreateJobInput!) { createJob(input: $input) { job { id } } }`;
+const CREATE_MANY = `mutation($input: [CreateJobInput!]!) { createJobs(input: $input, resume: true) { job { id } } }`;
+const COMPLETE_MANY = `mutation($ids: [ID!]!) { completeJobs(ids: $ids) { job { id state } warnings } }`;
+/** batch mode: jobs per createJobs call, calls in flight */
+const CREATE_BATCH = 50;
+const CREATE_IN_FLIGHT = 2;
 const RESUME = `mutation($id: ID!) { resumeJob(id: $id) { job { id } } }`;
 const COMPLETE = `mutation($id: ID!) { completeJob(id: $id) { job { state } warnings } }`;
 const STATE_CHANGED = `subscription($after: String) { jobStateChanged(after: $after) { state job { id } error { code message } } }`;
@@ -119,7 +126,9 @@ interface HaulDriver {
   close(): Promise<void>;
 }
 
-async function driveHaul(h: HaulChild, originUrl: string): Promise<HaulDriver> {
+type Mode = "batch" | "single";
+
+async function driveHaul(h: HaulChild, originUrl: string, mode: Mode = "batch"): Promise<HaulDriver> {
   // One subscription for the child's life, from the cursor of "now": every later transition arrives.
   const { eventCursor } = await h.gql<{ eventCursor: string }>(`{ eventCursor }`);
   const transferred = new Map<string, (err?: Error) => void>();
@@ -172,8 +181,58 @@ async function driveHaul(h: HaulChild, originUrl: string): Promise<HaulDriver> {
       });
     });
 
+  // batch mode: createJobs(resume: true) in batches; completeJobs for every job whose TRANSFERRED
+  // event arrived while the previous completeJobs was in flight (group completion).
+  const pendingComplete: { id: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  let completing = false;
+  const flushComplete = async (): Promise<void> => {
+    if (completing) return;
+    completing = true;
+    try {
+      while (pendingComplete.length) {
+        const batch = pendingComplete.splice(0, 500);
+        try {
+          const r = await h.gql<{ completeJobs: ({ job: { id: string; state: string }; warnings: string[] } | null)[] }>(COMPLETE_MANY, { ids: batch.map((b) => b.id) });
+          r.completeJobs.forEach((c, i) => {
+            if (!c || c.job.state !== "ACKNOWLEDGED" || c.warnings.length) batch[i]!.reject(new Error(`completeJobs ${batch[i]!.id}: ${JSON.stringify(c)}`));
+            else batch[i]!.resolve();
+          });
+        } catch (err) {
+          for (const b of batch) b.reject(err as Error);
+        }
+      }
+    } finally {
+      completing = false;
+    }
+  };
+  const completeBatched = (id: string) =>
+    new Promise<void>((resolve, reject) => {
+      pendingComplete.push({ id, resolve, reject });
+      void flushComplete();
+    });
+
+  const runBatched = async (label: string, paths: string[]) => {
+    const t0 = performance.now();
+    const completions: Promise<void>[] = [];
+    const chunks: string[][] = [];
+    for (let i = 0; i < paths.length; i += CREATE_BATCH) chunks.push(paths.slice(i, i + CREATE_BATCH));
+    await mapPool(chunks, CREATE_IN_FLIGHT, async (chunk, k) => {
+      const { createJobs } = await h.gql<{ createJobs: { job: { id: string } }[] }>(CREATE_MANY, {
+        input: chunk.map((p, i) => ({ displayName: `${label} ${k * CREATE_BATCH + i}`, files: [{ remoteUrl: `${originUrl}${p}`, localPath: `${label}${p}` }] })),
+      });
+      for (const { job } of createJobs) {
+        const done = untilTransferred(job.id).then(() => completeBatched(job.id));
+        done.catch(() => {});
+        completions.push(done);
+      }
+    });
+    await Promise.all(completions);
+    return performance.now() - t0;
+  };
+
   return {
     async batch(label, paths) {
+      if (mode === "batch") return runBatched(label, paths);
       const t0 = performance.now();
       const completions: Promise<void>[] = [];
       await mapPool(paths, IN_FLIGHT, async (p, i) => {
@@ -270,6 +329,12 @@ async function lifecycle(opts: BenchOptions): Promise<Row[]> {
     );
     await driver.close();
     driver = null;
+    // Diagnostic: the same jobs driven one call per job (createJob, resumeJob, completeJob each).
+    const single = await driveHaul(h, origin.url, "single");
+    const singleMs = await single.batch("one", seriesPaths("/lc/f", n));
+    await single.close();
+    const singleRate = (n * 1000) / singleMs;
+    opts.log(`haul, one call per job: ${n} jobs in ${singleMs.toFixed(0)} ms = ${singleRate.toFixed(0)} jobs/s`);
     await h.stop();
 
     await gwOnce();
@@ -315,10 +380,19 @@ async function lifecycle(opts: BenchOptions): Promise<Row[]> {
         pass: ratio >= 0.5,
         note:
           `graphile-worker 0.17: ${n} no-op jobs, concurrency ${GRAPHILE_CONCURRENCY}, one addJobs() to the last job:success, median of ${gwMs.length} runs ` +
-          `(${gwMs.map((ms) => ((n * 1000) / ms).toFixed(0)).join(", ")} jobs/s; 2 before haul, 1 after). haul: createJob+resumeJob x ${IN_FLIGHT} in flight, ` +
-          `completeJob on each TRANSFERRED (graphql-ws), HAUL_MAX_TRANSFERS=${MAX_TRANSFERS}, first createJob to last ACKNOWLEDGED. ` +
+          `(${gwMs.map((ms) => ((n * 1000) / ms).toFixed(0)).join(", ")} jobs/s; 2 before haul, 1 after). haul: createJobs(resume: true) of ${CREATE_BATCH} jobs x ${CREATE_IN_FLIGHT} in flight, ` +
+          `completeJobs for the jobs whose TRANSFERRED event (graphql-ws) arrived meanwhile, HAUL_MAX_TRANSFERS=${MAX_TRANSFERS}, first createJobs to last ACKNOWLEDGED. ` +
           `haul per job: ${per(d.commits)} committed transactions (pg_stat_database xact_commit, its database, incl. reads), ${per(d.rows)} rows written, ` +
           `${eventsPerJob.toFixed(2)} job events; by table: ${tableNote}; CPU ${(cpuMs / n).toFixed(2)} ms in haul + ${(pgCpuMs / n).toFixed(2)} ms in its Postgres backends.${statementsNote}`,
+      },
+      {
+        scenario: `  diag.: one API call per job`,
+        baseline: `graphile-worker ${gwRate.toFixed(0)} jobs/s`,
+        haul: `haul ${singleRate.toFixed(0)} jobs/s`,
+        ratio: singleRate / gwRate,
+        target: ">= 0.50x",
+        pass: singleRate / gwRate >= 0.5,
+        note: `the same ${n} jobs on the same haul process, driven one call per job: createJob + resumeJob x ${IN_FLIGHT} in flight, completeJob on each TRANSFERRED event.`,
       },
     ];
   } finally {

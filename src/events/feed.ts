@@ -76,7 +76,12 @@ export class EventFeed {
 
   async start(): Promise<void> {
     this.last = await lastSeq(this.db.prisma);
-    this.unlisten = await this.db.listen(EVENTS_CHANNEL, () => this.poke());
+    // The payload is the highest seq that commit appended: already read (this process's own commits,
+    // read at once after the local poke) means nothing to do.
+    this.unlisten = await this.db.listen(EVENTS_CHANNEL, (payload) => {
+      const seq = /^\d{1,19}$/.test(payload) ? BigInt(payload) : null;
+      if (seq === null || seq > this.last) this.poke();
+    });
     this.unlistenProgress = await this.db.listen(PROGRESS_CHANNEL, (payload) => this.progress.publish(payload));
     this.timer = setInterval(() => this.poke(), this.opts.pollIntervalMs ?? 1000);
     this.timer.unref();

@@ -25,8 +25,8 @@ import {
   type HttpHeader,
   type Credentials,
 } from "../domain/validation.js";
-import { appendEvents, type Tx } from "../store/events.js";
-import { filesOfJob, insertFiles, insertJob, lockJob, markFilesCompleted, updateJob } from "../store/jobs.js";
+import { appendEvents, type NewEvent, type Tx } from "../store/events.js";
+import { filesOfJob, insertFiles, insertJob, lockJob, lockJobs, markFilesCompleted, updateJob, updateJobs } from "../store/jobs.js";
 import type { PrismaClient } from "../store/db.js";
 import type { FileStorage } from "../files/storage.js";
 import type { Logger } from "../logger.js";
@@ -73,6 +73,9 @@ export interface UpdateJobInput {
   credentials?: Credentials | null;
   clearCredentials?: boolean | null;
 }
+
+/** Jobs (or ids) per batch call. */
+export const MAX_BATCH = 500;
 
 export interface CommandResult {
   job: Job;
@@ -162,8 +165,9 @@ export function createCommands(deps: CommandDeps) {
     return { before, after, decision };
   }
 
-  return {
-    async createJob(input: CreateJobInput, actor: Actor): Promise<CommandResult> {
+  /** Validates one createJob input; `at` prefixes messages with the input's index in a batch. */
+  async function prepareJob(input: CreateJobInput, actor: Actor, at: Date, where: string) {
+    try {
       const type = input.type ?? "DOWNLOAD";
       if (type !== "DOWNLOAD") {
         throw new DomainError("BAD_USER_INPUT", `type ${type} is not supported yet: haul transfers DOWNLOAD jobs`);
@@ -176,51 +180,201 @@ export function createCommands(deps: CommandDeps) {
       }
       checkUrls(files);
       for (const f of files) await storage.assertNoSymlink(actor.user, f.localPath);
-      const at = now();
       const id = randomUUID();
-      const job = await transact(async (tx) => {
-        await lockUserAndCheckPaths(
-          tx,
-          actor.user,
-          files.map((f) => f.localPath),
-          null,
-        );
-        if (actor.role !== "ADMIN") {
-          const unfinished = await tx.job.count({ where: { owner: actor.user, state: { notIn: ["ACKNOWLEDGED", "CANCELLED"] } } });
-          if (unfinished >= maxJobs) {
-            throw new DomainError(
-              "TOO_MANY_JOBS",
-              `you have ${unfinished} unfinished jobs, the limit is ${maxJobs} (BITS MaxJobsPerUser); complete or cancel some first`,
-            );
-          }
+      const row: Prisma.JobCreateManyInput = {
+        id,
+        type,
+        displayName,
+        description,
+        priority: input.priority ?? "NORMAL",
+        state: "SUSPENDED",
+        owner: actor.user,
+        minimumRetryDelay: validateRetryDelay(input.minimumRetryDelay ?? DEFAULTS.minimumRetryDelaySeconds, floor),
+        noProgressTimeout: validateSeconds(input.noProgressTimeout ?? DEFAULTS.noProgressTimeoutSeconds, "noProgressTimeout"),
+        maximumDownloadTime: validateSeconds(input.maximumDownloadTime ?? DEFAULTS.maximumDownloadTimeSeconds, "maximumDownloadTime"),
+        maxBytesPerSecond: validateRate(input.maxBytesPerSecond ?? null),
+        httpHeaders: input.httpHeaders?.length ? (validateHeaders(input.httpHeaders) as unknown as Prisma.InputJsonValue) : undefined,
+        httpCredentials: input.credentials ? (validateCredentials(input.credentials) as unknown as Prisma.InputJsonValue) : undefined,
+        filesTotal: files.length,
+        bytesTotal: files.length ? null : 0n,
+        createdAt: at,
+        modifiedAt: at,
+      };
+      const fileRows: Prisma.FileCreateManyInput[] = files.map((f, i) => ({
+        id: randomUUID(),
+        jobId: id,
+        position: i,
+        remoteUrl: f.remoteUrl,
+        localPath: f.localPath,
+        sha256: f.sha256 ?? null,
+        createdAt: at,
+      }));
+      return { row, fileRows };
+    } catch (err) {
+      if (where && err instanceof DomainError) throw new DomainError(err.code, `${where}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  async function createMany(inputs: CreateJobInput[], actor: Actor, resume: boolean): Promise<Job[]> {
+    const at = now();
+    const batch = inputs.length > 1;
+    const prepared: Awaited<ReturnType<typeof prepareJob>>[] = [];
+    for (let i = 0; i < inputs.length; i++) prepared.push(await prepareJob(inputs[i]!, actor, at, batch ? `input[${i}]` : ""));
+    const paths = prepared.flatMap((p) => p.fileRows.map((f) => f.localPath));
+    const dup = paths.find((p, i) => paths.indexOf(p) !== i);
+    if (dup !== undefined) {
+      throw new DomainError("BAD_USER_INPUT", `localPath ${JSON.stringify(dup)} is the destination of two files of this call; choose another path`);
+    }
+    return transact(async (tx) => {
+      await lockUserAndCheckPaths(tx, actor.user, paths, null);
+      if (actor.role !== "ADMIN") {
+        const unfinished = await tx.job.count({ where: { owner: actor.user, state: { notIn: ["ACKNOWLEDGED", "CANCELLED"] } } });
+        if (unfinished + prepared.length > maxJobs) {
+          throw new DomainError(
+            "TOO_MANY_JOBS",
+            `you have ${unfinished} unfinished jobs${prepared.length > 1 ? ` and asked for ${prepared.length} more` : ""}, the limit is ${maxJobs} (BITS MaxJobsPerUser); complete or cancel some first`,
+          );
         }
-        const row = await insertJob(tx, {
-          id,
-          type,
-          displayName,
-          description,
-          priority: input.priority ?? "NORMAL",
-          state: "SUSPENDED",
-          owner: actor.user,
-          minimumRetryDelay: validateRetryDelay(input.minimumRetryDelay ?? DEFAULTS.minimumRetryDelaySeconds, floor),
-          noProgressTimeout: validateSeconds(input.noProgressTimeout ?? DEFAULTS.noProgressTimeoutSeconds, "noProgressTimeout"),
-          maximumDownloadTime: validateSeconds(input.maximumDownloadTime ?? DEFAULTS.maximumDownloadTimeSeconds, "maximumDownloadTime"),
-          maxBytesPerSecond: validateRate(input.maxBytesPerSecond ?? null),
-          httpHeaders: input.httpHeaders?.length ? (validateHeaders(input.httpHeaders) as unknown as Prisma.InputJsonValue) : undefined,
-          httpCredentials: input.credentials ? (validateCredentials(input.credentials) as unknown as Prisma.InputJsonValue) : undefined,
-          filesTotal: files.length,
-          bytesTotal: files.length ? null : 0n,
-          createdAt: at,
-          modifiedAt: at,
-        });
-        await insertFiles(
-          tx,
-          files.map((f, i) => ({ id: randomUUID(), jobId: id, position: i, remoteUrl: f.remoteUrl, localPath: f.localPath, sha256: f.sha256 ?? null, createdAt: at })),
-        );
-        await appendEvents(tx, [{ job: row, kind: "CREATED", previousState: null, actor: actor.user, details: { files: files.length } }]);
-        return row;
+      }
+      const created = prepared.length === 1 ? [await insertJob(tx, prepared[0]!.row)] : await tx.job.createManyAndReturn({ data: prepared.map((p) => p.row) });
+      await insertFiles(tx, prepared.flatMap((p) => p.fileRows));
+      const byId = new Map(created.map((j) => [j.id, j]));
+      const jobs = prepared.map((p) => byId.get(p.row.id!)!);
+      const events: NewEvent[] = jobs.map((job) => ({ job, kind: "CREATED", previousState: null, actor: actor.user, details: { files: job.filesTotal } }));
+      if (!resume) {
+        await appendEvents(tx, events);
+        return jobs;
+      }
+      // Resume each one, as resumeJob would (the state machine decides: EMPTY for a job with no files).
+      const updates: { expected: Job; data: Prisma.JobUpdateManyMutationInput }[] = [];
+      jobs.forEach((job, i) => {
+        const d = decide(snapshotOf(job), { type: "RESUME" }, at);
+        if (d.kind === "refused") throw new DomainError(d.code, `${batch ? `input[${i}]: ` : ""}${d.message}`);
+        updates.push({ expected: job, data: { ...patchToData(d.patch), modifiedAt: at } });
       });
-      return { job, warnings: [] };
+      const resumed = await updateJobs(tx, updates);
+      resumed.forEach((job, i) => events.push({ job, kind: "STATE_CHANGED", previousState: jobs[i]!.state, actor: actor.user }));
+      await appendEvents(tx, events);
+      return resumed;
+    });
+  }
+
+  /**
+   * One state call on several jobs in one transaction: the rows are locked in id order, each is
+   * decided on its own, and each id gets its job or its own error (NOT_FOUND, INVALID_STATE, ...),
+   * exactly as the single call would answer it. `write` may do per-job work (completeJob's renames)
+   * and return an error for a job it could not finish.
+   */
+  async function transitionMany(
+    ids: string[],
+    event: DomainEvent,
+    actor: Actor,
+    write?: (tx: Tx, jobs: Job[]) => Promise<Map<string, DomainError>>,
+  ): Promise<{ results: (CommandResult | DomainError)[]; moved: { before: Job; after: Job; decision: Exclude<Decision, { kind: "refused" }> }[] }> {
+    if (ids.length > MAX_BATCH) throw new DomainError("BAD_USER_INPUT", `at most ${MAX_BATCH} ids per call; split the ${ids.length} into several calls`);
+    const unique = [...new Set(ids)];
+    const outcome = await transact(async (tx) => {
+      const rows = await lockJobs(tx, unique);
+      const at = now();
+      const errors = new Map<string, DomainError>();
+      const ready: { job: Job; decision: Exclude<Decision, { kind: "refused" }> }[] = [];
+      for (const id of unique) {
+        const job = rows.get(id);
+        if (!job || !canAccess({ ...actor, tokenId: "" }, job.owner)) {
+          errors.set(id, notFound(id));
+          continue;
+        }
+        const d = decide(snapshotOf(job), event, at);
+        if (d.kind === "refused") errors.set(id, new DomainError(d.code, d.message));
+        else ready.push({ job, decision: d });
+      }
+      const failed = write ? await write(tx, ready.map((r) => r.job)) : new Map<string, DomainError>();
+      for (const [id, e] of failed) errors.set(id, e);
+      const toWrite = ready.filter((r) => !failed.has(r.job.id) && !(r.decision.kind === "unchanged" && Object.keys(r.decision.patch).length === 0));
+      const written = await updateJobs(
+        tx,
+        toWrite.map((r) => ({ expected: r.job, data: { ...patchToData(r.decision.patch), modifiedAt: at } })),
+      );
+      const after = new Map(written.map((j) => [j.id, j]));
+      await appendEvents(
+        tx,
+        toWrite
+          .filter((r) => r.decision.kind === "transition")
+          .map((r) => {
+            const d = r.decision as Extract<Decision, { kind: "transition" }>;
+            return {
+              job: after.get(r.job.id)!,
+              kind: "STATE_CHANGED" as const,
+              previousState: r.job.state,
+              actor: actor.user,
+              ...(d.warning ? { details: { warning: d.warning } } : {}),
+            };
+          }),
+      );
+      const moved = ready.filter((r) => !failed.has(r.job.id)).map((r) => ({ before: r.job, after: after.get(r.job.id) ?? r.job, decision: r.decision }));
+      return { errors, moved };
+    });
+    const byId = new Map(outcome.moved.map((m) => [m.before.id, m]));
+    const results = ids.map((id): CommandResult | DomainError => {
+      const e = outcome.errors.get(id);
+      if (e) return e;
+      const m = byId.get(id)!;
+      return { job: m.after, warnings: m.decision.kind === "transition" && m.decision.warning ? [m.decision.warning] : [] };
+    });
+    return { results, moved: outcome.moved };
+  }
+
+  /** completeJob's file work for several jobs: rename what finished, mark it completed. */
+  async function commitFiles(tx: Tx, jobs: Job[]): Promise<Map<string, DomainError>> {
+    const failed = new Map<string, DomainError>();
+    if (jobs.length === 0) return failed;
+    const files = await tx.file.findMany({ where: { jobId: { in: jobs.map((j) => j.id) }, completed: false }, orderBy: [{ jobId: "asc" }, { position: "asc" }] });
+    const renamedAll: string[] = [];
+    for (const job of jobs) {
+      const { renamed, failed: f } = await storage.commit(job.owner, files.filter((x) => x.jobId === job.id));
+      renamedAll.push(...renamed);
+      if (f.length) {
+        failed.set(
+          job.id,
+          new DomainError(
+            "FILE_RENAME_FAILED",
+            `${f.length} file(s) could not be moved to their final path (first: ${f[0]!.error}); fix the destination and call completeJob again`,
+          ),
+        );
+      }
+    }
+    if (renamedAll.length) await markFilesCompleted(tx, renamedAll);
+    return failed;
+  }
+
+  /** cancelJob's clean-up, after commit: the temporary files go. */
+  async function dropTemps(jobs: Job[]): Promise<Set<string>> {
+    const unclean = new Set<string>();
+    if (jobs.length === 0) return unclean;
+    const files = await prisma.file.findMany({ where: { jobId: { in: jobs.map((j) => j.id) } } });
+    for (const job of jobs) {
+      const failures = await storage.deleteTemps(job.owner, files.filter((f) => f.jobId === job.id));
+      if (failures) unclean.add(job.id);
+    }
+    return unclean;
+  }
+
+  return {
+    async createJob(input: CreateJobInput, actor: Actor): Promise<CommandResult> {
+      const [job] = await createMany([input], actor, false);
+      return { job: job!, warnings: [] };
+    },
+
+    /**
+     * Creates several jobs in one transaction, all or nothing (an error names the input's index);
+     * with `resume`, each is also resumed in the same transaction (both transitions are logged:
+     * CREATED as SUSPENDED, then SUSPENDED -> QUEUED, exactly as createJob + resumeJob).
+     */
+    async createJobs(inputs: CreateJobInput[], actor: Actor, resume: boolean): Promise<CommandResult[]> {
+      if (inputs.length > MAX_BATCH) throw new DomainError("BAD_USER_INPUT", `at most ${MAX_BATCH} jobs per call; split the ${inputs.length} into several calls`);
+      const jobs = await createMany(inputs, actor, resume);
+      return jobs.map((job) => ({ job, warnings: [] }));
     },
 
     async addFiles(jobId: string, specs: FileSpec[], actor: Actor): Promise<CommandResult> {
@@ -275,6 +429,25 @@ export function createCommands(deps: CommandDeps) {
     async resumeJob(id: string, actor: Actor): Promise<CommandResult> {
       const { after } = await transact((tx) => transition(tx, id, { type: "RESUME" }, actor));
       return { job: after, warnings: [] };
+    },
+
+    /** State calls on several jobs at once: one result (job or error) per id, in the order given. */
+    async suspendJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+      return (await transitionMany(ids, { type: "SUSPEND" }, actor)).results;
+    },
+
+    async resumeJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+      return (await transitionMany(ids, { type: "RESUME" }, actor)).results;
+    },
+
+    async completeJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+      return (await transitionMany(ids, { type: "COMPLETE" }, actor, commitFiles)).results;
+    },
+
+    async cancelJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+      const { results, moved } = await transitionMany(ids, { type: "CANCEL" }, actor);
+      const unclean = await dropTemps(moved.filter((m) => m.decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")).map((m) => m.after));
+      return results.map((r) => (r instanceof DomainError || !unclean.has(r.job.id) ? r : { ...r, warnings: [...r.warnings, "UNABLE_TO_DELETE_FILES"] }));
     },
 
     /**

@@ -6,9 +6,8 @@
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
 import { decide, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
 import { appendEvents, type NewEvent, type Tx } from "../store/events.js";
-import { lockJob, updateJob } from "../store/jobs.js";
+import { lockJobs, updateJob, updateJobs } from "../store/jobs.js";
 import {
-  assertLease,
   claimJobs,
   expiredActiveJobs,
   heartbeat,
@@ -55,6 +54,25 @@ export interface ReportDeps {
   now?: () => Date;
 }
 
+export interface ReportInput {
+  events?: DomainEvent[];
+  files?: FileProgress[];
+  release?: boolean;
+  rate?: number;
+  notify?: boolean;
+}
+
+interface PendingReport {
+  jobId: string;
+  lease: Lease;
+  r: ReportInput;
+  resolve: (job: Job) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Reports per group commit (more wait for the next one). */
+const MAX_BATCH = 64;
+
 const SYSTEM = null; // the actor of worker-driven events: the service itself
 
 export function createReports(deps: ReportDeps) {
@@ -83,42 +101,180 @@ export function createReports(deps: ReportDeps) {
     return { next: cur, logged, data };
   }
 
-  /** Recomputes the job's progress columns from its files (exact, whatever changed concurrently). */
-  async function aggregate(tx: Tx, jobId: string): Promise<Prisma.JobUpdateManyMutationInput> {
-    const rows = await tx.$queryRawUnsafe<{ files: number; done: number; unknown: boolean; total: bigint | null; moved: bigint | null }[]>(
-      `SELECT count(*)::int AS files, count(*) FILTER (WHERE transferred)::int AS done,
+  /** Recomputes the jobs' progress columns from their files (exact, whatever changed concurrently). */
+  async function aggregateJobs(tx: Tx, jobIds: string[]): Promise<Map<string, Partial<Job>>> {
+    const rows = await tx.$queryRawUnsafe<{ job_id: string; files: number; done: number; unknown: boolean; total: bigint | null; moved: bigint | null }[]>(
+      `SELECT job_id::text AS job_id, count(*)::int AS files, count(*) FILTER (WHERE transferred)::int AS done,
               bool_or(bytes_total IS NULL) AS unknown, sum(bytes_total)::bigint AS total, sum(bytes_transferred)::bigint AS moved
-         FROM file WHERE job_id = $1::uuid`,
-      jobId,
+         FROM file WHERE job_id IN (SELECT json_array_elements_text($1::json)::uuid)
+        GROUP BY job_id`,
+      JSON.stringify(jobIds),
     );
-    const r = rows[0]!;
-    return {
-      filesTotal: r.files,
-      filesTransferred: r.done,
-      bytesTotal: r.unknown ? null : (r.total ?? 0n),
-      bytesTransferred: r.moved ?? 0n,
-    };
+    return new Map(
+      rows.map((r) => [
+        r.job_id,
+        {
+          filesTotal: r.files,
+          filesTransferred: r.done,
+          bytesTotal: r.unknown ? null : BigInt(r.total ?? 0n),
+          bytesTransferred: BigInt(r.moved ?? 0n),
+        },
+      ]),
+    );
   }
 
-  async function writeFiles(tx: Tx, files: readonly FileProgress[]): Promise<void> {
-    for (const f of files) {
-      await tx.file.update({
-        where: { id: f.id },
-        data: {
-          bytesTransferred: f.bytesTransferred,
-          ...(f.bytesTotal !== undefined ? { bytesTotal: f.bytesTotal } : {}),
-          ...(f.transferred !== undefined ? { transferred: f.transferred } : {}),
-          ...(f.etag !== undefined ? { etag: f.etag } : {}),
-          ...(f.lastModified !== undefined ? { lastModified: f.lastModified } : {}),
-          ...(f.finalUrl !== undefined ? { finalUrl: f.finalUrl } : {}),
-        },
-      });
+  /** Every file row of the batch in one statement; a field left undefined keeps its value. */
+  async function writeFileRows(tx: Tx, files: readonly FileProgress[]): Promise<void> {
+    if (files.length === 0) return;
+    const has = (v: unknown) => v !== undefined;
+    const json = JSON.stringify(
+      files.map((f) => ({
+        id: f.id,
+        moved: f.bytesTransferred.toString(),
+        set_total: has(f.bytesTotal),
+        total: f.bytesTotal == null ? null : f.bytesTotal.toString(),
+        set_done: has(f.transferred),
+        done: f.transferred ?? null,
+        set_etag: has(f.etag),
+        etag: f.etag ?? null,
+        set_lm: has(f.lastModified),
+        lm: f.lastModified ?? null,
+        set_url: has(f.finalUrl),
+        url: f.finalUrl ?? null,
+      })),
+    );
+    await tx.$executeRawUnsafe(
+      `UPDATE file f
+          SET bytes_transferred = v.moved::bigint,
+              bytes_total   = CASE WHEN v.set_total THEN v.total::bigint ELSE f.bytes_total END,
+              transferred   = CASE WHEN v.set_done THEN v.done ELSE f.transferred END,
+              etag          = CASE WHEN v.set_etag THEN v.etag ELSE f.etag END,
+              last_modified = CASE WHEN v.set_lm THEN v.lm ELSE f.last_modified END,
+              final_url     = CASE WHEN v.set_url THEN v.url ELSE f.final_url END
+         FROM json_to_recordset($1::json) AS v(id uuid, moved text, set_total boolean, total text, set_done boolean, done boolean,
+                                               set_etag boolean, etag text, set_lm boolean, lm text, set_url boolean, url text)
+        WHERE f.id = v.id`,
+      json,
+    );
+  }
+
+  // ---- group commit of the transfers' reports ---------------------------------------------------
+  const queue: PendingReport[] = [];
+  let flushing = false;
+
+  /** One flush at a time; whatever queued meanwhile goes into the next one. */
+  async function drain(): Promise<void> {
+    try {
+      while (queue.length) {
+        // A job's reports are sequential (its transfer awaits each), but never put two of one job in
+        // one batch: the second waits for the next flush.
+        const batch: PendingReport[] = [];
+        const seen = new Set<string>();
+        for (let i = 0; i < queue.length && batch.length < MAX_BATCH; ) {
+          const p = queue[i]!;
+          if (seen.has(p.jobId)) {
+            i++;
+            continue;
+          }
+          seen.add(p.jobId);
+          batch.push(p);
+          queue.splice(i, 1);
+        }
+        await flushReports(batch);
+      }
+    } finally {
+      flushing = false;
+      if (queue.length) {
+        flushing = true;
+        void drain();
+      }
     }
   }
 
-  async function notifyProgress(tx: Tx, job: Job, rate: number): Promise<void> {
-    const msg = progressMessageOf(job, rate);
-    await tx.$executeRaw`SELECT pg_notify(${PROGRESS_CHANNEL}, ${JSON.stringify(msg)})`;
+  async function flushReports(batch: PendingReport[]): Promise<void> {
+    let outcome: Map<PendingReport, Job | Error>;
+    try {
+      let events = 0;
+      outcome = await prisma.$transaction(
+        async (tx) => {
+          const r = await writeReports(tx, batch);
+          events = r.events;
+          return r.out;
+        },
+        { timeout: 15_000, maxWait: 15_000 },
+      );
+      if (events) deps.afterCommit?.(); // progress-only flushes give the event feed nothing to read
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      // Something unexpected failed the shared transaction: retry each report on its own, so that
+      // one bad report (or a conflict) costs only its own caller.
+      for (const p of batch) await flushReports([p]);
+      return;
+    }
+    for (const p of batch) {
+      const o = outcome.get(p)!;
+      if (o instanceof Error) p.reject(o);
+      else p.resolve(o);
+    }
+  }
+
+  /**
+   * The reports of several jobs in one transaction: lock the rows (in id order: no deadlock with
+   * another flusher), check every lease, write all file rows in one statement, re-aggregate the
+   * touched jobs in one query, write each job (compare-and-set), append all events under one
+   * event-log lock, and send the progress notifications in one statement.
+   */
+  async function writeReports(tx: Tx, batch: PendingReport[]): Promise<{ out: Map<PendingReport, Job | Error>; events: number }> {
+    const out = new Map<PendingReport, Job | Error>();
+    const ids = batch.map((p) => p.jobId);
+    const rows = await lockJobs(tx, ids);
+    const ok: PendingReport[] = [];
+    for (const p of batch) {
+      const row = rows.get(p.jobId);
+      // A finished job (cancelled, completed) is read-only, even for the lease holder.
+      if (!row || isFinal(row.state) || row.leaseHolder !== p.lease.holder || row.leaseToken !== p.lease.token) {
+        out.set(p, new LeaseLostError(p.jobId));
+      } else ok.push(p);
+    }
+    if (ok.length === 0) return { out, events: 0 };
+    const at = now();
+    await writeFileRows(tx, ok.flatMap((p) => p.r.files ?? []));
+    const withFiles = ok.filter((p) => p.r.files?.length).map((p) => p.jobId);
+    const progress = withFiles.length ? await aggregateJobs(tx, withFiles) : new Map<string, Partial<Job>>();
+    const logged: NewEvent[] = [];
+    const notices: string[] = [];
+    const chained = ok.map((p) => {
+      const before = rows.get(p.jobId)!;
+      const agg = progress.get(p.jobId) ?? {};
+      const { logged: l, data } = chain({ ...before, ...agg }, p.r.events ?? [], at);
+      const write = {
+        ...(agg as Prisma.JobUpdateManyMutationInput),
+        ...data,
+        modifiedAt: at,
+        ...(p.r.release ? { leaseHolder: null, leaseExpiresAt: null } : {}),
+      };
+      return { p, before, l, write };
+    });
+    // Rows that get the same columns are written by one statement (compare-and-set still per row).
+    const written = await updateJobs(
+      tx,
+      chained.map((c) => ({ expected: c.before, data: c.write })),
+    );
+    chained.forEach(({ p, l }, i) => {
+      const job = written[i]!;
+      if (l.length) l[l.length - 1] = { ...l[l.length - 1]!, job };
+      logged.push(...l);
+      if (p.r.files?.length && p.r.notify !== false) notices.push(JSON.stringify(progressMessageOf(job, p.r.rate ?? 0)));
+      out.set(p, job);
+    });
+    await appendEvents(tx, logged);
+    if (notices.length) {
+      await tx.$executeRawUnsafe(`SELECT pg_notify($1, m) FROM json_array_elements_text($2::json) AS m`, PROGRESS_CHANNEL, JSON.stringify(notices));
+    }
+    return { out, events: logged.length };
   }
 
   return {
@@ -136,56 +292,46 @@ export function createReports(deps: ReportDeps) {
         const at = now();
         const out: ClaimedJob[] = [];
         const logged: NewEvent[] = [];
-        for (const c of claimed) {
-          const row = rows.find((r) => r.id === c.id)!;
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        const chained = claimed.map((c) => {
+          const row = byId.get(c.id)!;
           const events: DomainEvent[] = row.state === "TRANSIENT_ERROR" ? [{ type: "RETRY_DUE" }, { type: "START" }] : [{ type: "START" }];
           // The claim already checked retry_at against the database clock; never refuse on app/DB clock skew.
           const when = row.retryAt && row.retryAt > at ? row.retryAt : at;
-          const { next, logged: l, data } = chain(row, events, when);
-          const written = await updateJob(tx, row, { ...data, modifiedAt: at });
-          logged.push(...l.map((e, i) => (i === l.length - 1 ? { ...e, job: written } : e)));
+          return { c, row, ...chain(row, events, when) };
+        });
+        const written = await updateJobs(
+          tx,
+          chained.map((x) => ({ expected: x.row, data: { ...x.data, modifiedAt: at } })),
+        );
+        chained.forEach(({ c, next, logged: l }, k) => {
+          const w = written[k]!;
+          logged.push(...l.map((e, i) => (i === l.length - 1 ? { ...e, job: w } : e)));
           out.push({
-            job: { ...written, state: next.state },
+            job: { ...w, state: next.state },
             files: files.filter((f) => f.jobId === c.id),
             lease: { holder, token: c.leaseToken },
             takeover: c.previousHolder !== null,
           });
-        }
+        });
         await appendEvents(tx, logged);
         return out;
       });
     },
 
     /**
-     * A transfer's report: file progress and/or state events, fenced by the lease, in one
-     * transaction. `release` gives the lease back in the same write (the attempt is over).
+     * A transfer's report: file progress and/or state events, fenced by the lease. `release` gives
+     * the lease back in the same write (the attempt is over). Reports from concurrent transfers are
+     * group-committed: every report queued while a flush is in flight goes into the next flush's
+     * one transaction (see `flushReports`); each caller still gets its own result or error.
      */
-    async report(
-      jobId: string,
-      lease: Lease,
-      r: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean; rate?: number; notify?: boolean },
-    ): Promise<Job> {
-      return transact(async (tx) => {
-        const before = await lockJob(tx, jobId);
-        // A finished job (cancelled, completed) is read-only, even for the lease holder.
-        if (!before || isFinal(before.state)) throw new LeaseLostError(jobId);
-        assertLease(before, lease.holder, lease.token);
-        const at = now();
-        if (r.files?.length) await writeFiles(tx, r.files);
-        const progress = r.files?.length ? await aggregate(tx, jobId) : {};
-        const { logged, data } = chain({ ...before, ...(progress as Partial<Job>) }, r.events ?? [], at);
-        const written = await updateJob(tx, before, {
-          ...progress,
-          ...data,
-          modifiedAt: at,
-          ...(r.release ? { leaseHolder: null, leaseExpiresAt: null } : {}),
-        });
-        if (logged.length) {
-          logged[logged.length - 1] = { ...logged[logged.length - 1]!, job: written };
-          await appendEvents(tx, logged);
+    report(jobId: string, lease: Lease, r: ReportInput): Promise<Job> {
+      return new Promise<Job>((resolve, reject) => {
+        queue.push({ jobId, lease, r, resolve, reject });
+        if (!flushing) {
+          flushing = true;
+          void drain();
         }
-        if (r.files?.length && r.notify !== false) await notifyProgress(tx, written, r.rate ?? 0);
-        return written;
       });
     },
 

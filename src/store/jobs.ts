@@ -17,6 +17,44 @@ export async function lockJob(tx: Tx, id: string): Promise<Job | null> {
   return tx.job.findUnique({ where: { id } });
 }
 
+/** Locks several job rows (in id order: concurrent batches never deadlock) and reads them. */
+export async function lockJobs(tx: Tx, ids: readonly string[]): Promise<Map<string, Job>> {
+  if (ids.length === 0) return new Map();
+  await tx.$queryRawUnsafe(
+    `SELECT id FROM job WHERE id IN (SELECT json_array_elements_text($1::json)::uuid) ORDER BY id FOR UPDATE`,
+    JSON.stringify(ids),
+  );
+  const rows = await tx.job.findMany({ where: { id: { in: [...ids] } } });
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * `updateJob` for several rows: rows that get the same columns and had the same version are
+ * written by one statement (still compare-and-set on id + version). Returns the rows in the order
+ * given.
+ */
+export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]): Promise<Job[]> {
+  if (items.length <= 1) return Promise.all(items.map((i) => updateJob(tx, i.expected, i.data)));
+  const groups = new Map<string, { version: number; data: Prisma.JobUpdateManyMutationInput; ids: string[] }>();
+  for (const { expected, data } of items) {
+    const key = `${expected.version}\u0000${JSON.stringify(data, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}`;
+    const g = groups.get(key) ?? { version: expected.version, data, ids: [] };
+    g.ids.push(expected.id);
+    groups.set(key, g);
+  }
+  const written = new Map<string, Job>();
+  for (const g of groups.values()) {
+    const rows = await tx.job.updateManyAndReturn({
+      where: { id: { in: g.ids }, version: g.version },
+      data: { ...g.data, version: g.version + 1 },
+    });
+    for (const r of rows) written.set(r.id, r);
+    const missing = g.ids.find((id) => !written.has(id));
+    if (missing) throw new ConflictError(missing);
+  }
+  return items.map((i) => written.get(i.expected.id)!);
+}
+
 /** Compare-and-set: writes `data` only if the row still has `expected.version`; bumps the version. */
 export async function updateJob(tx: Tx, expected: Job, data: Prisma.JobUpdateManyMutationInput): Promise<Job> {
   const res = await tx.job.updateManyAndReturn({

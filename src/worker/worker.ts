@@ -298,6 +298,7 @@ export class Worker {
       }
       return reports.report(job.id, r.lease, { ...x, rate, notify });
     };
+    let finished = false; // the last file's report moved the job to TRANSFERRED
     let base = 0n; // bytes of the job's files other than the current one
     const jobBytes = (fp: FileProgress[]) => base + (fp[0]?.bytesTransferred ?? 0n);
 
@@ -335,8 +336,12 @@ export class Worker {
               if (cp.bytesTransferred > f.bytesTransferred) this.deps.onBytes?.(Number(cp.bytesTransferred - f.bytesTransferred));
               f.bytesTransferred = cp.bytesTransferred;
               const moved = !r.reason && state === "TRANSFERRING";
+              // The job's last file is done: its final report also moves the job to TRANSFERRED and
+              // gives the lease back (one write instead of two).
+              const last = cp.done && moved && files.every((x) => x === f || x.transferred);
               await report({
-                events: moved ? [{ type: "PROGRESS" }] : [],
+                events: moved ? (last ? [{ type: "PROGRESS" }, { type: "ALL_FILES_DONE" }] : [{ type: "PROGRESS" }]) : [],
+                ...(last ? { release: true } : {}),
                 files: [
                   {
                     id: f.id,
@@ -350,12 +355,15 @@ export class Worker {
                 ],
               });
               if (cp.done) f.transferred = true;
+              if (last) finished = true;
             },
           },
         );
       }
-      if (state === "CONNECTING") await report({ events: [{ type: "CONNECTED" }] }); // every file was already there
-      await report({ events: [{ type: "ALL_FILES_DONE" }], release: true });
+      if (!finished) {
+        if (state === "CONNECTING") await report({ events: [{ type: "CONNECTED" }] }); // every file was already there
+        await report({ events: [{ type: "ALL_FILES_DONE" }], release: true });
+      }
       log.debug("transfer finished");
     } catch (err) {
       await this.finish(r, err, currentFile, state);

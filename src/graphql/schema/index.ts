@@ -4,6 +4,7 @@ import "./enums.js";
 import "./job.js";
 import "./events.js";
 import "./auth.js";
+import "./batch.js";
 
 builder.queryType({});
 builder.mutationType({});

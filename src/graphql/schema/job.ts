@@ -241,7 +241,7 @@ const CredentialsInput = builder.inputType("CredentialsInput", {
   fields: (t) => ({ username: t.string({ required: true }), password: t.string({ required: true }) }),
 });
 
-const CreateJobInput = builder.inputType("CreateJobInput", {
+export const CreateJobInput = builder.inputType("CreateJobInput", {
   fields: (t) => ({
     displayName: t.string({ required: true, description: "At most 256 characters." }),
     description: t.string({ required: false, description: "At most 1,024 characters." }),
@@ -273,7 +273,7 @@ const UpdateJobInput = builder.inputType("UpdateJobInput", {
   }),
 });
 
-const JobPayload = builder.objectRef<CommandResult>("JobPayload").implement({
+export const JobPayload = builder.objectRef<CommandResult>("JobPayload").implement({
   fields: (t) => ({
     job: t.field({ type: JobRef, resolve: (p) => p.job }),
     warnings: t.stringList({
