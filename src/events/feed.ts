@@ -38,9 +38,24 @@ export interface SubscribeOptions {
   owner?: string;
 }
 
+/** A listener taking every dispatched event (a group of live subscribers, see src/graphql/multicast.ts). */
+export interface FeedTap {
+  offer(e: JobEvent): void;
+  /** How many subscribers it serves (counted in subscriberCount). */
+  readonly size: number;
+}
+
+/** What a caught-up subscription hands over to a tap: where it is, and what it wants. */
+export interface Handover {
+  cursor: bigint;
+  opts: SubscribeOptions;
+  matches(e: JobEvent): boolean;
+}
+
 export class EventFeed {
   private last = 0n;
   private readonly subs = new Set<FeedSubscription>();
+  private readonly taps = new Set<FeedTap>();
   private reading: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
@@ -71,7 +86,15 @@ export class EventFeed {
   }
 
   get subscriberCount(): number {
-    return this.subs.size;
+    let n = this.subs.size;
+    for (const t of this.taps) n += t.size;
+    return n;
+  }
+
+  /** Every event dispatched from now on, in seq order, is offered to `tap` (after the subscriptions). */
+  tap(tap: FeedTap): () => void {
+    this.taps.add(tap);
+    return () => this.taps.delete(tap);
   }
 
   async start(): Promise<void> {
@@ -131,6 +154,7 @@ export class EventFeed {
         this.last = row.seq;
         this.opts.onDispatch?.(row);
         for (const s of this.subs) s.offer(row);
+        for (const t of this.taps) t.offer(row);
       }
       if (rows.length < this.pageSize) return;
     }
@@ -166,6 +190,19 @@ export class FeedSubscription implements AsyncIterableIterator<JobEvent> {
       this.cursor = opts.after;
       this.replaying = true;
     }
+  }
+
+  /**
+   * When caught up (live, nothing queued): closes this subscription and returns its position and
+   * filter, for a tap to deliver what is dispatched from now on; otherwise null. Every event
+   * dispatched before the call was offered here, so it has been delivered: no gap, and with the
+   * cursor, no duplicate.
+   */
+  handover(): Handover | null {
+    if (this.closed || this.replaying || this.queue.length || this.waiter) return null;
+    const cursor = this.cursor;
+    this.close();
+    return { cursor, opts: this.opts, matches: (e) => this.matches(e) };
   }
 
   private matches(e: JobEvent): boolean {

@@ -39,12 +39,37 @@ export function progressMessageOf(
 
 type Listener = (m: ProgressMessage) => void;
 
+/** A listener taking every progress message (a group of live subscribers, see src/graphql/multicast.ts). */
+export interface ProgressTap {
+  offer(m: ProgressMessage): void;
+  readonly size: number;
+}
+
+export interface ProgressFilter {
+  jobId?: string;
+  owner?: string;
+}
+
+export function progressMatches(filter: ProgressFilter, m: ProgressMessage): boolean {
+  if (filter.jobId && m.jobId !== filter.jobId) return false;
+  if (filter.owner !== undefined && m.owner !== filter.owner) return false;
+  return true;
+}
+
 /** In-process fan-out of progress notifications from every process. */
 export class ProgressHub {
   private readonly listeners = new Set<Listener>();
+  private readonly taps = new Set<ProgressTap>();
 
   get size(): number {
-    return this.listeners.size;
+    let n = this.listeners.size;
+    for (const t of this.taps) n += t.size;
+    return n;
+  }
+
+  tap(tap: ProgressTap): () => void {
+    this.taps.add(tap);
+    return () => this.taps.delete(tap);
   }
 
   publish(payload: string): void {
@@ -55,16 +80,16 @@ export class ProgressHub {
       return;
     }
     for (const l of this.listeners) l(m);
+    for (const t of this.taps) t.offer(m);
   }
 
   /** An async iterator of the progress of one job (or all), newest wins when the consumer is slow. */
-  subscribe(filter: { jobId?: string; owner?: string }): AsyncIterableIterator<ProgressMessage> & { close(): void } {
+  subscribe(filter: ProgressFilter): AsyncIterableIterator<ProgressMessage> & { close(): void; handover(): { matches(m: ProgressMessage): boolean } | null } {
     const pending = new Map<string, ProgressMessage>(); // per job: only the latest matters
     let waiter: ((r: IteratorResult<ProgressMessage>) => void) | null = null;
     let closed = false;
     const listener: Listener = (m) => {
-      if (filter.jobId && m.jobId !== filter.jobId) return;
-      if (filter.owner !== undefined && m.owner !== filter.owner) return;
+      if (!progressMatches(filter, m)) return;
       if (waiter) {
         const w = waiter;
         waiter = null;
@@ -100,7 +125,13 @@ export class ProgressHub {
         return it;
       },
       close,
+      // When nothing is pending: stop listening and hand the filter to a tap (see feed.ts).
+      handover() {
+        if (closed || waiter || pending.size) return null;
+        close();
+        return { matches: (m: ProgressMessage) => progressMatches(filter, m) };
+      },
     };
-    return it as AsyncIterableIterator<ProgressMessage> & { close(): void };
+    return it as AsyncIterableIterator<ProgressMessage> & { close(): void; handover(): { matches(m: ProgressMessage): boolean } | null };
   }
 }

@@ -3,27 +3,46 @@
 // the underlying stream until its next item.
 import type { Context } from "./context.js";
 
-type Source<T> = AsyncIterator<T> & { return?: () => Promise<IteratorResult<T>> };
+type Source<T, H> = AsyncIterator<T> & { return?: () => Promise<IteratorResult<T>>; handover?: () => H | null };
+
+/** A subscriber's stream; `handover` passes a caught-up source on to a shared tap (src/graphql/multicast.ts). */
+export type SubscriberStream<T, H = unknown> = AsyncIterableIterator<T> & {
+  /**
+   * The source's hand-over (its position and filter) once it is caught up and nothing is queued
+   * here, else null. The revocation watch stays: `onEnd` is called when the stream ends (revoked
+   * token, or return()).
+   */
+  handover(onEnd: () => void): H | null;
+};
 
 /**
  * The stream a subscriber receives: optionally `first` items before `source`, and ended at once
  * when the subscriber leaves, or when the token it authenticated with is revoked (so SSE streams
  * stop as WebSockets are closed).
  */
-export function subscriberStream<T>(ctx: Context, source: Source<T>, first: T[] = []): AsyncIterableIterator<T> {
+export function subscriberStream<T, H>(ctx: Context, source: Source<T, H>, first: T[] = []): SubscriberStream<T, H> {
   const queue = [...first];
   let done = false;
+  let onEnd: (() => void) | null = null;
   const close = async (): Promise<IteratorResult<T>> => {
     if (!done) {
       done = true;
       stopWatching();
       await source.return?.();
+      onEnd?.();
     }
     return { value: undefined, done: true };
   };
   const tokenId = ctx.principal?.tokenId;
-  const stopWatching = tokenId ? ctx.tokens.onRevoked((revoked) => revoked === tokenId && void close()) : () => {};
-  const it: AsyncIterableIterator<T> = {
+  const tokens = ctx.tokens; // not ctx itself: a subscriber keeps no more than it needs
+  const stopWatching = tokenId ? tokens.onRevoked((revoked) => revoked === tokenId && void close()) : () => {};
+  const it: SubscriberStream<T, H> = {
+    handover(end) {
+      if (done || queue.length || !source.handover) return null;
+      const h = source.handover();
+      if (h) onEnd = end;
+      return h;
+    },
     async next() {
       if (done) return { value: undefined, done: true };
       if (queue.length) return { value: queue.shift() as T, done: false };

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { createYoga } from "graphql-yoga";
 import { GraphQLError, type ExecutionArgs } from "graphql";
 import { WebSocketServer } from "ws";
-import { useServer } from "graphql-ws/use/ws";
+import { useWsServer, type Extra } from "./ws.js";
 import { schema } from "../graphql/schema/index.js";
 import type { Context } from "../graphql/context.js";
 import { useAuthentication } from "../graphql/auth-plugin.js";
@@ -24,6 +24,7 @@ import { readMigrations } from "../store/migrations.js";
 import { toApiError, withRequestErrorCode } from "../graphql/errors.js";
 import { createCommands, type Commands } from "../jobs/commands.js";
 import { EventFeed } from "../events/feed.js";
+import { createMulticast, type Multicast } from "../graphql/multicast.js";
 import { FileStorage } from "../files/storage.js";
 import type { Database } from "../store/db.js";
 import type { Config } from "../config.js";
@@ -67,6 +68,8 @@ export interface App {
   readonly server: http.Server;
   readonly worker: Worker | null;
   readonly tokens: TokenService;
+  /** Shared execution of subscription events (groups of subscribers). */
+  readonly multicast: Multicast;
 }
 
 export function buildApp(deps: AppDeps): App {
@@ -104,6 +107,7 @@ export function buildApp(deps: AppDeps): App {
     openSubscriptions: () => feed.subscriberCount + feed.progress.size,
   });
   metricsRef = metrics;
+  const multicast = createMulticast({ mask: (e) => maskError(e) });
 
   const yoga = createYoga<{ req?: http.IncomingMessage; requestId?: string }, Context>({
     schema,
@@ -127,38 +131,39 @@ export function buildApp(deps: AppDeps): App {
     plugins: [
       ...(hardeningPlugins({ ...HARDENING_DEFAULTS, introspection: config.introspection ?? true }) as never[]),
       useAuthentication(),
+      multicast.plugin as never,
       useOperationMetrics(metrics),
       useRequestLog(logger) as never,
     ],
     maxRequestBodySize: 1024 * 1024, // 413 REQUEST_ENTITY_TOO_LARGE beyond 1 MiB
     batching: false, // an array of operations in one request is refused (no amplification)
     multipart: false, // haul takes no uploads
-    maskedErrors: {
-      maskError(error) {
-        const raw = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-        if (raw instanceof SyntaxError) {
-          // e.g. GET /graphql?variables=not-json: the client's mistake, not ours
-          return new GraphQLError(`malformed request parameters: ${raw.message}`, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
-        }
-        if (!(error instanceof GraphQLError)) return internal(error);
-        if (!error.originalError) {
-          // Raised by graphql-js or yoga itself (parse, validation, variable coercion).
-          return withRequestErrorCode(error);
-        }
-        if (error.originalError instanceof GraphQLError) {
-          // An argument or variable failed to parse (an enum value, one of our scalars): keep the
-          // outer message, which names the variable, and the inner code if it has one.
-          const code = error.originalError.extensions?.code ?? "BAD_USER_INPUT";
-          return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code } });
-        }
-        const known = toApiError(error.originalError);
-        if (known) {
-          return new GraphQLError(known.message, { nodes: error.nodes, path: error.path, extensions: { ...known.extensions } });
-        }
-        return internal(error.originalError, error);
-      },
-    },
+    maskedErrors: { maskError },
   });
+
+  function maskError(error: unknown): GraphQLError {
+    const raw = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    if (raw instanceof SyntaxError) {
+      // e.g. GET /graphql?variables=not-json: the client's mistake, not ours
+      return new GraphQLError(`malformed request parameters: ${raw.message}`, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
+    }
+    if (!(error instanceof GraphQLError)) return internal(error);
+    if (!error.originalError) {
+      // Raised by graphql-js or yoga itself (parse, validation, variable coercion).
+      return withRequestErrorCode(error);
+    }
+    if (error.originalError instanceof GraphQLError) {
+      // An argument or variable failed to parse (an enum value, one of our scalars): keep the
+      // outer message, which names the variable, and the inner code if it has one.
+      const code = error.originalError.extensions?.code ?? "BAD_USER_INPUT";
+      return new GraphQLError(error.message, { nodes: error.nodes, path: error.path, extensions: { ...error.extensions, code } });
+    }
+    const known = toApiError(error.originalError);
+    if (known) {
+      return new GraphQLError(known.message, { nodes: error.nodes, path: error.path, extensions: { ...known.extensions } });
+    }
+    return internal(error.originalError, error);
+  }
 
   function internal(err: unknown, located?: GraphQLError): GraphQLError {
     const correlationId = randomUUID();
@@ -207,7 +212,9 @@ export function buildApp(deps: AppDeps): App {
     return missing.length ? `migrations not applied: ${missing.join(", ")}` : null;
   }
 
-  const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024 });
+  // No per-message compression: every message would be deflated per socket (CPU, and a zlib context of
+// tens of KB per connection).
+const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024, perMessageDeflate: false, clientTracking: true });
   // Live sockets by the token that authenticated them: revoking a token closes them.
   const socketsByToken = new Map<string, Set<WebSocket>>();
   const closeRevoked = (tokenId: string) => {
@@ -221,12 +228,12 @@ export function buildApp(deps: AppDeps): App {
     if (ids.length) void tokens.revokedAmong(ids).then((gone) => gone.forEach(closeRevoked)).catch(() => {});
   }, 2000);
   revocationCheck.unref();
-  const wsServer = useServer<Record<string, unknown>, { request: http.IncomingMessage; socket: WebSocket; principal?: Principal | null }>(
+  const wsServer = useWsServer<Extra & { principal?: Principal | null }>(
     {
       // The token: connection_init payload { authorization: "Bearer ..." }, else the upgrade request's header.
       onConnect: async (ctx) => {
         const fromPayload = typeof ctx.connectionParams?.authorization === "string" ? ctx.connectionParams.authorization : null;
-        const principal = await tokens.authenticate(bearer(fromPayload ?? ctx.extra.request.headers.authorization));
+        const principal = await tokens.authenticate(bearer(fromPayload ?? ctx.extra.authorization));
         ctx.extra.principal = principal;
         if (principal) {
           const set = socketsByToken.get(principal.tokenId) ?? new Set();
@@ -238,13 +245,13 @@ export function buildApp(deps: AppDeps): App {
       },
       execute: (args) => (args.rootValue as { execute: (a: ExecutionArgs) => unknown }).execute(args) as never,
       subscribe: (args) => (args.rootValue as { subscribe: (a: ExecutionArgs) => unknown }).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, params) => {
+      onSubscribe: async (ctx, id, params) => {
         const { schema: s, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
           socket: ctx.extra.socket,
           principal: ctx.extra.principal ?? null,
           params,
+          // where shared subscription results are written (src/graphql/multicast.ts)
+          push: { socket: ctx.extra.socket, id },
         });
         let document;
         try {
@@ -267,6 +274,7 @@ export function buildApp(deps: AppDeps): App {
     },
     wss,
     15_000, // keep-alive ping interval (ms)
+    (base) => base,
   );
 
   let url = "";
@@ -280,6 +288,7 @@ export function buildApp(deps: AppDeps): App {
     server,
     worker,
     tokens,
+    multicast,
     async start() {
       await feed.start();
       unlistenTokens = await db.listen(TOKENS_CHANNEL, (id) => tokens.onNotify(id));
