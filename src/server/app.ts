@@ -213,8 +213,8 @@ export function buildApp(deps: AppDeps): App {
   }
 
   // No per-message compression: every message would be deflated per socket (CPU, and a zlib context of
-// tens of KB per connection).
-const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024, perMessageDeflate: false, clientTracking: true });
+  // tens of KB per connection).
+  const wss = new WebSocketServer({ server, path: "/graphql", maxPayload: 1024 * 1024, perMessageDeflate: false, clientTracking: true });
   // Live sockets by the token that authenticated them: revoking a token closes them.
   const socketsByToken = new Map<string, Set<WebSocket>>();
   const closeRevoked = (tokenId: string) => {

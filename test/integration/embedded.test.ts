@@ -46,7 +46,7 @@ function startHaul(env: Record<string, string>): Proc {
   return { child, output: () => out, exited };
 }
 
-async function waitHealthy(url: string, proc: Proc, ms = 30_000): Promise<void> {
+async function waitHealthy(url: string, proc: Proc, ms = 90_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`haul exited early: ${proc.output()}`);
