@@ -58,6 +58,8 @@ export class EventFeed {
   private readonly taps = new Set<FeedTap>();
   private reading: Promise<void> | null = null;
   private again = false;
+  /** The highest seq asked for by pokes during a read (null: a poke that named none). */
+  private againSeq: bigint | null = 0n;
   private timer: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
   private unlistenProgress: (() => Promise<void>) | null = null;
@@ -101,10 +103,7 @@ export class EventFeed {
     this.last = await lastSeq(this.db.prisma);
     // The payload is the highest seq that commit appended: already read (this process's own commits,
     // read at once after the local poke) means nothing to do.
-    this.unlisten = await this.db.listen(EVENTS_CHANNEL, (payload) => {
-      const seq = /^\d{1,19}$/.test(payload) ? BigInt(payload) : null;
-      if (seq === null || seq > this.last) this.poke();
-    });
+    this.unlisten = await this.db.listen(EVENTS_CHANNEL, (payload) => this.poke(/^\d{1,19}$/.test(payload) ? BigInt(payload) : undefined));
     this.unlistenProgress = await this.db.listen(PROGRESS_CHANNEL, (payload) => this.progress.publish(payload));
     this.timer = setInterval(() => this.poke(), this.opts.pollIntervalMs ?? 1000);
     this.timer.unref();
@@ -120,10 +119,15 @@ export class EventFeed {
   }
 
   /** Read whatever has been committed since the last read. Cheap to call often: calls coalesce. */
-  poke(): void {
+  poke(seq?: bigint): void {
     if (this.stopped) return;
+    // `seq`: a commit's highest seq (a NOTIFY's payload, or this process's own commit). Read already:
+    // nothing to do. Without it, read whatever is there.
+    if (seq !== undefined && seq <= this.last) return;
     if (this.reading) {
       this.again = true;
+      if (seq === undefined || this.againSeq === null) this.againSeq = null;
+      else if (seq > this.againSeq) this.againSeq = seq;
       return;
     }
     this.reading = this.readAll()
@@ -131,8 +135,11 @@ export class EventFeed {
       .finally(() => {
         this.reading = null;
         if (this.again && !this.stopped) {
+          const want = this.againSeq;
           this.again = false;
-          this.poke();
+          this.againSeq = 0n;
+          // The read that just ended may already have covered every commit that poked meanwhile.
+          this.poke(want ?? undefined);
         }
       });
   }

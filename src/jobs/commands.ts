@@ -25,7 +25,7 @@ import {
   type HttpHeader,
   type Credentials,
 } from "../domain/validation.js";
-import { appendEvents, type NewEvent, type Tx } from "../store/events.js";
+import { appendEvents, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
 import { filesOfJob, insertFiles, insertJob, lockJob, lockJobs, markFilesCompleted, updateJob, updateJobs } from "../store/jobs.js";
 import type { PrismaClient } from "../store/db.js";
 import type { FileStorage } from "../files/storage.js";
@@ -36,7 +36,7 @@ export interface CommandDeps {
   prisma: PrismaClient;
   storage: FileStorage;
   /** Called after every commit that appended events (wakes this process's event feed at once). */
-  afterCommit?: () => void;
+  afterCommit?: (seq: bigint) => void;
   logger?: Logger;
   now?: () => Date;
   limits?: { retryDelayFloorSeconds?: number; maxFilesPerJob?: number; maxJobsPerUser?: number };
@@ -138,10 +138,8 @@ export function createCommands(deps: CommandDeps) {
   }
 
   /** Runs `fn` in a transaction; pokes the feed after a commit that wrote events. */
-  async function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const result = await prisma.$transaction(fn, { timeout: 15_000, maxWait: 15_000 });
-    deps.afterCommit?.();
-    return result;
+  function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return transactThenPoke(prisma, fn, deps.afterCommit);
   }
 
   /** Lock, decide, write with compare-and-set, log. The shared shape of the state-changing calls. */

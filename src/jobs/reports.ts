@@ -5,7 +5,7 @@
 // that lost its lease gets LeaseLostError and writes nothing.
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
 import { decide, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
-import { appendEvents, type NewEvent, type Tx } from "../store/events.js";
+import { appendEvents, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
 import { lockJobs, updateJob, updateJobs } from "../store/jobs.js";
 import {
   claimJobs,
@@ -50,7 +50,7 @@ export interface ReportDeps {
   prisma: PrismaClient;
   /** to delete the temporary files of jobs the sweep cancels (the server always passes it) */
   storage?: FileStorage;
-  afterCommit?: () => void;
+  afterCommit?: (seq: bigint) => void;
   now?: () => Date;
 }
 
@@ -79,10 +79,8 @@ export function createReports(deps: ReportDeps) {
   const { prisma } = deps;
   const now = deps.now ?? (() => new Date());
 
-  async function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const r = await prisma.$transaction(fn, { timeout: 15_000, maxWait: 15_000 });
-    deps.afterCommit?.();
-    return r;
+  function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return transactThenPoke(prisma, fn, deps.afterCommit);
   }
 
   /** Chains events through the state machine on one row: the columns to write and the log entries. */
@@ -194,16 +192,8 @@ export function createReports(deps: ReportDeps) {
   async function flushReports(batch: PendingReport[]): Promise<void> {
     let outcome: Map<PendingReport, Job | Error>;
     try {
-      let events = 0;
-      outcome = await prisma.$transaction(
-        async (tx) => {
-          const r = await writeReports(tx, batch);
-          events = r.events;
-          return r.out;
-        },
-        { timeout: 15_000, maxWait: 15_000 },
-      );
-      if (events) deps.afterCommit?.(); // progress-only flushes give the event feed nothing to read
+      // (progress-only flushes append no event: nothing for the event feed to read)
+      outcome = await transact((tx) => writeReports(tx, batch));
     } catch (err) {
       if (batch.length === 1) {
         batch[0]!.reject(err);
@@ -227,7 +217,7 @@ export function createReports(deps: ReportDeps) {
    * touched jobs in one query, write each job (compare-and-set), append all events under one
    * event-log lock, and send the progress notifications in one statement.
    */
-  async function writeReports(tx: Tx, batch: PendingReport[]): Promise<{ out: Map<PendingReport, Job | Error>; events: number }> {
+  async function writeReports(tx: Tx, batch: PendingReport[]): Promise<Map<PendingReport, Job | Error>> {
     const out = new Map<PendingReport, Job | Error>();
     const ids = batch.map((p) => p.jobId);
     const rows = await lockJobs(tx, ids);
@@ -239,7 +229,7 @@ export function createReports(deps: ReportDeps) {
         out.set(p, new LeaseLostError(p.jobId));
       } else ok.push(p);
     }
-    if (ok.length === 0) return { out, events: 0 };
+    if (ok.length === 0) return out;
     const at = now();
     await writeFileRows(tx, ok.flatMap((p) => p.r.files ?? []));
     const withFiles = ok.filter((p) => p.r.files?.length).map((p) => p.jobId);
@@ -274,7 +264,7 @@ export function createReports(deps: ReportDeps) {
     if (notices.length) {
       await tx.$executeRawUnsafe(`SELECT pg_notify($1, m) FROM json_array_elements_text($2::json) AS m`, PROGRESS_CHANNEL, JSON.stringify(notices));
     }
-    return { out, events: logged.length };
+    return out;
   }
 
   return {

@@ -81,7 +81,7 @@ export function buildApp(deps: AppDeps): App {
   const commands = createCommands({
     prisma: db.prisma,
     storage,
-    afterCommit: () => feed.poke(),
+    afterCommit: (seq) => feed.poke(seq),
     logger,
     limits: { retryDelayFloorSeconds: config.retryDelayFloorSeconds, maxFilesPerJob: config.maxFilesPerJob, maxJobsPerUser: config.maxJobsPerUser },
     checkUrl: (url) => {
@@ -93,7 +93,7 @@ export function buildApp(deps: AppDeps): App {
   const contextDeps = { prisma: db.prisma, commands, feed, tokens };
   const worker = deps.worker
     ? new Worker({
-        reports: createReports({ prisma: db.prisma, storage, afterCommit: () => feed.poke() }),
+        reports: createReports({ prisma: db.prisma, storage, afterCommit: (seq) => feed.poke(seq) }),
         feed,
         storage,
         logger,

@@ -27,6 +27,36 @@ export interface NewEvent {
   details?: Record<string, unknown>;
 }
 
+/** The highest seq each transaction appended (by its transaction client): what a post-commit poke can name. */
+const appended = new WeakMap<object, bigint>();
+
+/** After the transaction of `tx` committed: the highest seq it appended, or null if it appended none. */
+export function appendedSeq(tx: Tx | null): bigint | null {
+  return tx ? (appended.get(tx) ?? null) : null;
+}
+
+/**
+ * `prisma.$transaction(fn)`, then `afterCommit(seq)` with the highest seq the transaction appended,
+ * only if it appended events (the event feed then knows what it must have read).
+ */
+export async function transactThenPoke<T>(
+  prisma: { $transaction<R>(fn: (tx: Tx) => Promise<R>, opts?: { timeout?: number; maxWait?: number }): Promise<R> },
+  fn: (tx: Tx) => Promise<T>,
+  afterCommit: ((seq: bigint) => void) | undefined,
+): Promise<T> {
+  let used: Tx | null = null;
+  const r = await prisma.$transaction(
+    (tx) => {
+      used = tx;
+      return fn(tx);
+    },
+    { timeout: 15_000, maxWait: 15_000 },
+  );
+  const seq = appendedSeq(used);
+  if (seq !== null) afterCommit?.(seq);
+  return r;
+}
+
 /** Appends events (in the given order) inside the caller's transaction; returns them with their seq. */
 export async function appendEvents(tx: Tx, events: readonly NewEvent[]): Promise<JobEvent[]> {
   if (events.length === 0) return [];
@@ -50,6 +80,7 @@ export async function appendEvents(tx: Tx, events: readonly NewEvent[]): Promise
   });
   rows.sort((a, b) => (a.seq < b.seq ? -1 : 1));
   const last = rows[rows.length - 1]!.seq;
+  appended.set(tx, last > (appended.get(tx) ?? 0n) ? last : appended.get(tx)!);
   // Delivered to listeners only if and when the transaction commits.
   await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${last.toString()})`;
   return rows;

@@ -185,7 +185,8 @@ test("429 with Retry-After: 3 on a job with minimumRetryDelay 1: retried after 3
   const retryAt = Date.parse(t.retryAt);
   const failedAt = atOf(await eventsOf(s, id), "TRANSIENT_ERROR");
   assert.equal(retryAt - failedAt, 3_000, "retryAt = failure time + max(minimumRetryDelay 1, Retry-After 3)");
-  assert.ok(retryAt - seen > 2_000 && retryAt - seen <= 3_100, `retryAt is ${retryAt - seen} ms from now, expected about 3 s`);
+  // Only an upper bound against the observer's clock: a loaded machine may observe the state late.
+  assert.ok(retryAt - seen <= 3_100, `retryAt is ${retryAt - seen} ms from now, expected at most 3 s`);
 
   const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 15_000);
   assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
@@ -215,7 +216,7 @@ test("503 without Retry-After on a job with minimumRetryDelay 2: retryAt is fail
   const retryAt = Date.parse(t.retryAt);
   const failedAt = atOf(await eventsOf(s, id), "TRANSIENT_ERROR");
   assert.equal(retryAt - failedAt, 2_000);
-  assert.ok(retryAt - seen > 1_000 && retryAt - seen <= 2_100, `retryAt is ${retryAt - seen} ms from now, expected about 2 s`);
+  assert.ok(retryAt - seen <= 2_100, `retryAt is ${retryAt - seen} ms from now, expected at most 2 s`);
 
   const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 15_000);
   assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
