@@ -9,6 +9,7 @@ import type { CommandResult } from "../../jobs/commands.js";
 import { isFinal, JOB_STATES, type ErrorContext } from "../../domain/job-state.js";
 import { me } from "../context.js";
 import { canAccess, ownerScope } from "../../auth/policy.js";
+import { cappedJobCount } from "../../store/job-counts.js";
 
 // ---- types ------------------------------------------------------------------------------------
 
@@ -179,10 +180,14 @@ const JobFilter = builder.inputType("JobFilter", {
 
 type JobFilterArg = { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null; allUsers?: boolean | null } | null | undefined;
 
+/** The states a listing shows: the filter's, or every unfinished state when it names none. */
+function listedStates(filter: JobFilterArg): (typeof JOB_STATES)[number][] {
+  return filter?.states?.length ? filter.states : JOB_STATES.filter((s) => !isFinal(s));
+}
+
 /** The rows a caller may list: its own jobs, or (ADMIN with allUsers) everyone's. */
 function jobWhere(filter: JobFilterArg, owner: string | undefined): Prisma.JobWhereInput {
-  const where: Prisma.JobWhereInput = {};
-  where.state = filter?.states?.length ? { in: filter.states } : { in: JOB_STATES.filter((s) => !isFinal(s)) };
+  const where: Prisma.JobWhereInput = { state: { in: listedStates(filter) } };
   if (owner !== undefined) where.owner = owner;
   return where;
 }
@@ -213,9 +218,10 @@ builder.queryField("jobs", (t) =>
         checkCursors(args);
         return ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
       },
-      // Capped, so a page never turns into a count of a million rows (see the connection's description).
-      totalCount: async (_conn, args, ctx) =>
-        Math.min(TOTAL_COUNT_CAP, await ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), take: TOTAL_COUNT_CAP })),
+      // Capped, so a page never turns into a count of a million rows (see the connection's description):
+      // the same conditions as jobWhere, counted by a LIMIT without ORDER BY (src/store/job-counts.ts).
+      totalCount: (_conn, args, ctx) =>
+        cappedJobCount(ctx.prisma, { states: listedStates(args.filter), owner: ownerScope(me(ctx), args.filter ?? {}) }, TOTAL_COUNT_CAP),
     },
     { name: "JobConnection" },
     { name: "JobEdge" },
