@@ -8,8 +8,8 @@
 //
 // Pinning (taskset): every server (haul and the bare yoga) on CPU 0, autocannon on CPU 1; Postgres
 // is not pinned (it is shared by the machine, and only haul uses it). Every server is warmed up
-// with an autocannon run first (haul 3 s: it needs a few thousand requests to settle; the bare yoga
-// 1 s, 3 s in full mode); the measured runs are interleaved baseline, haul, baseline, haul (quick:
+// first with 1-second autocannon runs until it has served 3,000 requests ({ hello }, job(id)) or 600
+// (pages), at most 15 s (30 s in full mode); the measured runs are interleaved baseline, haul, baseline, haul (quick:
 // one pair per query, 5 s each; full: two pairs, 15 s each). Also printed: each server's CPU time
 // per request (it is CPU-bound on its core), and haul's SQL statements per request (a counting
 // proxy in front of Postgres, a second haul child, untimed).
@@ -24,6 +24,7 @@ import {
   type Scenario,
   autocannon,
   createDatabase,
+  ensureFreshHaulBuild,
   gql,
   hasTaskset,
   mapPool,
@@ -93,10 +94,24 @@ async function load(opts: BenchOptions, t: Target, durationSec: number, measured
 
 async function readPath(opts: BenchOptions): Promise<Row[]> {
   const durationSec = opts.full ? 15 : 5;
-  // haul needs a few thousand requests before its rate settles (JIT: ~2.4 ms of CPU per job(id) in the first second, ~0.8 ms after 5 s)
-  const warmSec = (t: Target) => (t.haul || opts.full ? 3 : 1);
+  // Every server is warmed up by request count, not by time: haul needs a few thousand requests
+  // before its rate settles (JIT: ~2.4 ms of CPU per job(id) in the first second, ~0.8 ms after 5 s),
+  // and on a loaded machine 3 s may be a few hundred requests. 1-second runs until the target is
+  // reached (at most WARM_MAX_SEC), for the baselines as for haul.
+  const WARM_MAX_SEC = opts.full ? 30 : 15;
+  const warm = async (t: Target, requests: number) => {
+    let done = 0;
+    let runs = 0;
+    const t0 = performance.now();
+    while (done < requests && performance.now() - t0 < WARM_MAX_SEC * 1000) {
+      done += (await load(opts, t, 1, false)).total;
+      runs++;
+    }
+    opts.log(`${t.label}: warmed up with ${done} requests in ${runs} s`);
+  };
   const pairs = opts.full ? 2 : 1;
   const pinned = hasTaskset() && os.cpus().length > 1;
+  ensureFreshHaulBuild(opts.log); // the haul child runs dist/main.js: rebuilt when src/ is newer
   if (!pinned) opts.log("taskset missing or a single CPU: servers and autocannon are not pinned");
 
   const db = await createDatabase();
@@ -150,7 +165,14 @@ async function readPath(opts: BenchOptions): Promise<Row[]> {
         `${CONNECTIONS} connections, ${durationSec} s per run; page response ${pageText.length} bytes`,
     );
 
-    for (const t of [bareHello, haulJob, barePage, haulPage]) await load(opts, t, warmSec(t), false);
+    for (const [t, n] of [
+      [bareHello, 3000],
+      [haulJob, 3000],
+      [barePage, 600],
+      [haulPage, 600],
+    ] as const) {
+      await warm(t, n);
+    }
 
     const compare = async (base: Target, haul: Target) => {
       const b: Measured[] = [];

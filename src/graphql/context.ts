@@ -1,6 +1,6 @@
 // Per-request context. Built once per HTTP request or WebSocket subscribe message.
 import { GraphQLError } from "graphql";
-import type { PrismaClient } from "../store/db.js";
+import type { Database, PrismaClient } from "../store/db.js";
 import type { Commands } from "../jobs/commands.js";
 import type { EventFeed } from "../events/feed.js";
 import type { TokenService } from "../auth/tokens.js";
@@ -8,6 +8,8 @@ import type { Principal } from "../auth/policy.js";
 
 export interface Context {
   prisma: PrismaClient;
+  /** reads that bypass Prisma (the hottest queries only: src/store/job-reads.ts) */
+  db: Pick<Database, "query">;
   commands: Commands;
   feed: EventFeed;
   tokens: TokenService;
@@ -17,6 +19,7 @@ export interface Context {
 
 export interface ContextDeps {
   prisma: PrismaClient;
+  db: Pick<Database, "query">;
   commands: Commands;
   feed: EventFeed;
   tokens: TokenService;

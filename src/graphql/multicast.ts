@@ -381,7 +381,7 @@ export function createMulticast(opts: { mask: (e: GraphQLError) => GraphQLError 
     let g = groups.get(key);
     if (!g) {
       // The group's own context: only what resolvers use, not the first member's transport objects.
-      const context: Context = { prisma: ctx.prisma, commands: ctx.commands, feed: ctx.feed, tokens: ctx.tokens, principal: ctx.principal };
+      const context: Context = { prisma: ctx.prisma, db: ctx.db, commands: ctx.commands, feed: ctx.feed, tokens: ctx.tokens, principal: ctx.principal };
       const exec = { schema: args.schema, document: args.document, operationName: args.operationName, variableValues: args.variableValues, contextValue: context };
       g = new Group(key, field, exec, ctx.feed, opts.mask);
       groups.set(key, g);

@@ -2,18 +2,21 @@
 // or a new one, echoed in the response), the caller, the duration and the error codes with their
 // correlation ids (the masked error's details are logged under the same correlation id).
 import type { Plugin } from "graphql-yoga";
-import { getOperationAST, type DocumentNode, type GraphQLError } from "graphql";
+import type { GraphQLError } from "graphql";
 import type { Logger } from "../logger.js";
 import type { Context } from "../graphql/context.js";
+import { operationLabels } from "./operation-labels.js";
 
 export function useRequestLog(logger: Logger): Plugin<Context & { requestId?: string }> {
+  const noop = (_result: unknown) => {};
   const log = (kind: "execute" | "subscribe", args: { document: unknown; operationName?: string | null; contextValue: Context & { requestId?: string } }) => {
+    if (!logger.isLevelEnabled("info")) return noop; // e.g. HAUL_LOG_LEVEL=warn: nothing to build
     const start = performance.now();
-    const op = getOperationAST(args.document as DocumentNode, args.operationName ?? undefined);
+    const op = operationLabels(args.document, args.operationName, kind);
     const base = {
       requestId: args.contextValue.requestId,
       user: args.contextValue.principal?.user,
-      operation: `${op?.operation ?? kind} ${op?.name?.value ?? "anonymous"}`,
+      operation: `${op.type} ${op.name}`,
     };
     return (result: unknown) => {
       const errors = (result as { errors?: readonly GraphQLError[] }).errors ?? [];

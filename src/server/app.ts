@@ -90,7 +90,7 @@ export function buildApp(deps: AppDeps): App {
     },
   });
   const tokens = new TokenService(db.prisma, logger);
-  const contextDeps = { prisma: db.prisma, commands, feed, tokens };
+  const contextDeps = { prisma: db.prisma, db, commands, feed, tokens };
   const worker = deps.worker
     ? new Worker({
         reports: createReports({ prisma: db.prisma, storage, afterCommit: (seq) => feed.poke(seq) }),

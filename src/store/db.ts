@@ -16,6 +16,12 @@ export type { PrismaClient };
 export interface Database {
   kind: "postgres" | "pglite";
   prisma: PrismaClient;
+  /**
+   * A parameterised read straight through the driver (pg, or PGlite), bypassing Prisma's query
+   * engine: for the hottest reads only (src/store/job-reads.ts), where Prisma's per-query CPU is
+   * most of the cost. Rows come back as the driver parses them (snake_case, int8 as a string).
+   */
+  query<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<T[]>;
   /** Calls `onNotify` for every NOTIFY on `channel`, from any process. Returns an unsubscribe. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -54,6 +60,10 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
   return {
     kind: "postgres",
     prisma,
+    async query<T>(sql: string, params: unknown[]) {
+      opts.onQuery?.(sql);
+      return (await pool.query(sql, params)).rows as T[];
+    },
     async listen(channel, onNotify) {
       // A dedicated connection per channel, reconnected when it drops. A NOTIFY is only a hint (the
       // reader catches up from the event table), so what is lost while reconnecting costs nothing:
@@ -185,6 +195,10 @@ async function openPGlite(dataDir: string, opts: OpenOptions): Promise<Database>
   return {
     kind: "pglite",
     prisma,
+    async query<T>(sql: string, params: unknown[]) {
+      opts.onQuery?.(sql);
+      return (await db.query<T>(sql, params)).rows;
+    },
     async listen(channel, onNotify) {
       const unsub = await db.listen(channel, (payload) => onNotify(payload));
       return async () => unsub();

@@ -9,6 +9,9 @@ import type { CommandResult } from "../../jobs/commands.js";
 import { isFinal, JOB_STATES, type ErrorContext } from "../../domain/job-state.js";
 import { me } from "../context.js";
 import { canAccess, ownerScope } from "../../auth/policy.js";
+import { cappedJobCount } from "../../store/job-counts.js";
+import { narrowJobConnectionQuery, narrowJobQuery, scalarColumns } from "./job-select.js";
+import { readJobColumns, readableJobColumns } from "../../store/job-reads.js";
 
 // ---- types ------------------------------------------------------------------------------------
 
@@ -179,10 +182,14 @@ const JobFilter = builder.inputType("JobFilter", {
 
 type JobFilterArg = { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null; allUsers?: boolean | null } | null | undefined;
 
+/** The states a listing shows: the filter's, or every unfinished state when it names none. */
+function listedStates(filter: JobFilterArg): (typeof JOB_STATES)[number][] {
+  return filter?.states?.length ? filter.states : JOB_STATES.filter((s) => !isFinal(s));
+}
+
 /** The rows a caller may list: its own jobs, or (ADMIN with allUsers) everyone's. */
 function jobWhere(filter: JobFilterArg, owner: string | undefined): Prisma.JobWhereInput {
-  const where: Prisma.JobWhereInput = {};
-  where.state = filter?.states?.length ? { in: filter.states } : { in: JOB_STATES.filter((s) => !isFinal(s)) };
+  const where: Prisma.JobWhereInput = { state: { in: listedStates(filter) } };
   if (owner !== undefined) where.owner = owner;
   return where;
 }
@@ -193,8 +200,15 @@ builder.queryField("job", (t) =>
     nullable: true,
     description: "One job by id (a global id or the job's UUID); null when there is none.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: async (query, _root, args, ctx) => {
-      const job = await ctx.prisma.job.findUnique({ ...query, where: { id: jobUuid(args.id) } });
+    resolve: async (query, _root, args, ctx, info) => {
+      const id = jobUuid(args.id);
+      const narrowed = narrowJobQuery(query, info);
+      // Columns only (the common case): one statement through the driver, without Prisma's engine.
+      const columns = scalarColumns(narrowed);
+      const job =
+        columns && readableJobColumns(columns)
+          ? ((await readJobColumns(ctx.db, id, columns)) as Job | null)
+          : await ctx.prisma.job.findUnique({ ...narrowed, where: { id } });
       return job && canAccess(me(ctx), job.owner) ? job : null; // another user's job looks missing
     },
   }),
@@ -209,13 +223,14 @@ builder.queryField("jobs", (t) =>
       maxSize: 200,
       description: `Jobs, oldest first, as a cursor connection. totalCount is exact up to ${TOTAL_COUNT_CAP.toLocaleString("en")} and reads ${TOTAL_COUNT_CAP.toLocaleString("en")} above that (counting further would scan every matching row): narrow the filter for an exact figure.`,
       args: { filter: t.arg({ type: JobFilter, required: false }) },
-      resolve: (query, _root, args, ctx) => {
+      resolve: (query, _root, args, ctx, info) => {
         checkCursors(args);
-        return ctx.prisma.job.findMany({ ...query, where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+        return ctx.prisma.job.findMany({ ...narrowJobConnectionQuery(query, info), where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
       },
-      // Capped, so a page never turns into a count of a million rows (see the connection's description).
-      totalCount: async (_conn, args, ctx) =>
-        Math.min(TOTAL_COUNT_CAP, await ctx.prisma.job.count({ where: jobWhere(args.filter, ownerScope(me(ctx), args.filter ?? {})), take: TOTAL_COUNT_CAP })),
+      // Capped, so a page never turns into a count of a million rows (see the connection's description):
+      // the same conditions as jobWhere, counted by a LIMIT without ORDER BY (src/store/job-counts.ts).
+      totalCount: (_conn, args, ctx) =>
+        cappedJobCount(ctx.prisma, { states: listedStates(args.filter), owner: ownerScope(me(ctx), args.filter ?? {}) }, TOTAL_COUNT_CAP),
     },
     { name: "JobConnection" },
     { name: "JobEdge" },
