@@ -13,7 +13,7 @@
 // A subscriber that falls too far behind the live stream is not cut off: it drops its queue and goes
 // back to replaying from the table at its own cursor. Nothing is ever skipped.
 import type { JobEvent, JobEventKind } from "../store/events.js";
-import { EVENTS_CHANNEL, lastSeq, readEvents, type Tx } from "../store/events.js";
+import { EVENTS_CHANNEL, lastSeq, readEventsDirect, type EventQuery, type Tx } from "../store/events.js";
 import type { Database } from "../store/db.js";
 import type { Logger } from "../logger.js";
 import { PROGRESS_CHANNEL, ProgressHub } from "./progress.js";
@@ -80,6 +80,11 @@ export class EventFeed {
 
   get prisma(): Tx {
     return this.db.prisma;
+  }
+
+  /** Committed events after a cursor, in seq order (through the driver: the hottest read there is). */
+  read(q: EventQuery) {
+    return readEventsDirect(this.db, q);
   }
 
   /** The highest seq dispatched to live subscribers. */
@@ -156,7 +161,7 @@ export class EventFeed {
 
   private async readAll(): Promise<void> {
     for (;;) {
-      const rows = await readEvents(this.db.prisma, { after: this.last, limit: this.pageSize });
+      const rows = await this.read({ after: this.last, limit: this.pageSize });
       for (const row of rows) {
         this.last = row.seq;
         this.opts.onDispatch?.(row);
@@ -263,7 +268,7 @@ export class FeedSubscription implements AsyncIterableIterator<JobEvent> {
 
   private async replayPage(): Promise<void> {
     this.buffer ??= []; // start collecting live events before the query (see the header comment)
-    const rows = await readEvents(this.feed.prisma, {
+    const rows = await this.feed.read({
       after: this.cursor,
       jobId: this.opts.jobId,
       kinds: this.opts.kinds ? [...this.opts.kinds] : undefined,
