@@ -219,7 +219,29 @@ export function procCpuMs(pid: number): number {
 }
 
 /**
- * `node --import tsx src/main.ts` as a child process on `databaseUrl`, a fresh storage root, a free
+ * What `npm start` (package.json "start" of the tree under test) puts around `node dist/main.js`: the
+ * environment assignments before `node` (e.g. MALLOC_ARENA_MAX=2) and the Node flags between `node`
+ * and the entry (e.g. --max-semi-space-size=1), so that haul children run as `npm start` runs it.
+ * Variables already set in the bench's environment win.
+ */
+export function startFlags(): { env: Record<string, string>; nodeArgs: string[] } {
+  const pkg = JSON.parse(fs.readFileSync(path.join(HAUL_ROOT, "package.json"), "utf8")) as { scripts?: Record<string, string> };
+  const start = pkg.scripts?.start ?? "";
+  const cmd = start.split("&&").map((c) => c.trim()).find((c) => /(^|\s)node\s.*dist\/main\.js\b/.test(c));
+  if (!cmd) return { env: {}, nodeArgs: [] };
+  const words = cmd.split(/\s+/);
+  const nodeAt = words.indexOf("node");
+  const env: Record<string, string> = {};
+  for (const w of words.slice(0, nodeAt)) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(w);
+    if (m && process.env[m[1]!] === undefined) env[m[1]!] = m[2]!;
+  }
+  const nodeArgs = words.slice(nodeAt + 1, words.findIndex((w) => w.endsWith("dist/main.js"))).filter((w) => w.startsWith("-"));
+  return { env, nodeArgs };
+}
+
+/**
+ * `node dist/main.js` (as `npm start` runs it) as a child process on `databaseUrl`, a fresh storage root, a free
  * port and HAUL_LOG_LEVEL=warn; resolves once /healthz answers. `env` adds or overrides variables.
  */
 export async function startHaul(opts: {
@@ -228,12 +250,14 @@ export async function startHaul(opts: {
   profileDir?: string | null;
   /** Where its temp home (storage root, data dir) goes; default the OS temp dir. */
   base?: string;
+  /** Node flags instead of those of `npm start` (startFlags()), for experiments. */
+  nodeArgs?: string[];
 }): Promise<HaulChild> {
   const port = await freePort();
   const { dir: home } = tempDir("haul", opts.base);
   const storageRoot = path.join(home, "files");
   fs.mkdirSync(storageRoot);
-  const nodeArgs = opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [];
+  const nodeArgs = [...(opts.nodeArgs ?? startFlags().nodeArgs), ...(opts.profileDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`] : [])];
   // BENCH_PG_SOCKET=/var/run/postgresql: haul reaches Postgres over its Unix socket instead of TCP loopback.
   let databaseUrl = opts.databaseUrl;
   const socketDir = process.env.BENCH_PG_SOCKET?.trim();
@@ -253,7 +277,7 @@ export async function startHaul(opts: {
     cwd: HAUL_ROOT,
     env: {
       ...process.env,
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? "2", // as `npm start` (package.json)
+      ...startFlags().env, // as `npm start` (package.json), e.g. MALLOC_ARENA_MAX=2
       DATABASE_URL: databaseUrl,
       HOST: "127.0.0.1",
       PORT: String(port),
