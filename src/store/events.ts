@@ -119,7 +119,7 @@ export async function readEventsDirect(db: { query<T>(sql: string, params: unkno
     `SELECT seq::text AS seq, job_id::text AS "jobId", owner, kind::text AS kind, previous_state::text AS "previousState",
             state::text AS state, at, actor, error_context::text AS "errorContext", error_code AS "errorCode",
             error_message AS "errorMessage", error_file_id::text AS "errorFileId", error_http_status AS "errorHttpStatus", data
-       FROM job_event WHERE ${where} ORDER BY seq LIMIT $${params.length}`,
+       FROM job_event WHERE ${where} ORDER BY job_event.seq LIMIT $${params.length}`, // ORDER BY the column: `seq` alone would be the text alias (1, 10, 2, ...)
     params,
   );
   for (const r of rows) {

@@ -186,3 +186,50 @@ describe("shared execution of subscription events", () => {
     await released();
   });
 });
+
+describe("two subscriptions of one document on one socket (the dashboard: all jobs + one job's history)", () => {
+  test("the per-job subscription with after: \"0\" gets every transition of its job, live ones included", async () => {
+    const ws = await connectWs(server.wsUrl);
+    try {
+      const all = ws.subscribe<Data>(SUB, {});
+      const id = await createJob(server.userToken);
+      await waitFor(() => all.events.data.some((d) => d.jobStateChanged.job.id === id), "the all-jobs subscription saw the creation");
+      const one = ws.subscribe<Data>(SUB, { jobId: id, after: "0" });
+      await waitFor(() => one.events.data.length >= 1, "the history replayed");
+      for (const op of ["resumeJob", "suspendJob", "resumeJob", "suspendJob"] as const) {
+        await flip(id, server.userToken, op);
+      }
+      const expected = ["SUSPENDED", "QUEUED", "SUSPENDED", "QUEUED", "SUSPENDED"];
+      await waitFor(() => one.events.data.length >= expected.length, `5 events for the job: ${JSON.stringify(one.events.data.map((d) => d.jobStateChanged.state))}`);
+      assert.deepEqual(one.events.data.map((d) => d.jobStateChanged.state), expected);
+      const mine = all.events.data.filter((d) => d.jobStateChanged.job.id === id).map((d) => d.jobStateChanged.state);
+      await waitFor(() => all.events.data.filter((d) => d.jobStateChanged.job.id === id).length >= 5, "the all-jobs subscription got them too");
+      assert.deepEqual(all.events.data.filter((d) => d.jobStateChanged.job.id === id).map((d) => d.jobStateChanged.state), expected, JSON.stringify(mine));
+      all.unsubscribe();
+      one.unsubscribe();
+    } finally {
+      await ws.dispose();
+    }
+  });
+});
+
+test("the feed's reads come back in seq order across digit boundaries (9 -> 10 -> 100), live and replayed", async () => {
+  const id = await createJob(server.userToken);
+  for (let i = 0; i < 6; i++) await flip(id, server.userToken, i % 2 ? "suspendJob" : "resumeJob");
+  const { readEventsDirect } = await import("../../src/store/events.js");
+  const rows = await readEventsDirect(server.db, { after: 0n, limit: 1000 });
+  assert.ok(rows.length >= 11, `${rows.length} events`);
+  for (let i = 1; i < rows.length; i++) assert.ok(rows[i]!.seq > rows[i - 1]!.seq, `seq ${rows[i]!.seq} after ${rows[i - 1]!.seq}`);
+  // A replay from "0" of this job: every event, in order.
+  const ws = await connectWs(server.wsUrl);
+  try {
+    const one = ws.subscribe<Data>(SUB, { jobId: id, after: "0" });
+    await waitFor(() => one.events.data.length >= 7, "7 events replayed");
+    const cursors = one.events.data.map((d) => BigInt(d.jobStateChanged.cursor));
+    for (let i = 1; i < cursors.length; i++) assert.ok(cursors[i]! > cursors[i - 1]!, `cursor ${cursors[i]} after ${cursors[i - 1]}`);
+    assert.deepEqual(one.events.data.map((d) => d.jobStateChanged.state), ["SUSPENDED", "QUEUED", "SUSPENDED", "QUEUED", "SUSPENDED", "QUEUED", "SUSPENDED"]);
+    one.unsubscribe();
+  } finally {
+    await ws.dispose();
+  }
+});
