@@ -192,3 +192,18 @@ test("batch calls need a token, as the single ones", async () => {
   const r = await gql(url, CREATE_MANY, { input: [{ displayName: "x" }] }, null);
   assert.equal(codeOf(r), "UNAUTHENTICATED");
 });
+
+test("a large createJobs (50 jobs x 200 files, 10,000 file rows: more bind parameters than one statement takes) is created whole", async () => {
+  const before = await jobCount();
+  const input = Array.from({ length: 50 }, (_, j) => ({
+    displayName: `big ${j}`,
+    files: Array.from({ length: 200 }, (_, i) => ({ remoteUrl: `http://127.0.0.1:9/b/${j}/${i}`, localPath: `big/${j}/${i}.bin` })),
+  }));
+  const r = await gql(url, `mutation($input: [CreateJobInput!]!) { createJobs(input: $input) { job { id progress { filesTotal } } } }`, { input });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  assert.equal(r.data.createJobs.length, 50);
+  assert.ok(r.data.createJobs.every((x: any) => x.job.progress.filesTotal === 200));
+  assert.equal(await jobCount(), before + 50);
+  assert.equal(await s.db.prisma.file.count({ where: { localPath: { startsWith: "big/" } } }), 10_000);
+  await ok(url, many("cancelJobs"), { ids: r.data.createJobs.map((x: any) => x.job.id) });
+});
