@@ -4,7 +4,8 @@
 // concurrency 4 on the same Postgres, in the same run. Target: haul >= 0.5x.
 //
 // haul: a child process as `npm start` runs it, HAUL_WORKER on, HAUL_MAX_TRANSFERS=16. The bench
-// sends createJobs(resume: true) in batches of 50 (2 calls in flight), listens to jobStateChanged
+// sends createJobs(resume: true) in batches of 50 (2 calls in flight, at most 256 jobs between
+// createJobs and ACKNOWLEDGED), listens to jobStateChanged
 // (every job, graphql-ws, from the eventCursor taken before the first job: nothing is missed) and
 // sends completeJobs for every job whose TRANSFERRED event arrived while the previous completeJobs
 // was in flight. jobs/s = N / (first createJobs sent -> last job answered ACKNOWLEDGED). After a
@@ -56,6 +57,8 @@ const COMPLETE_MANY = `mutation($ids: [ID!]!) { completeJobs(ids: $ids) { job { 
 /** batch mode: jobs per createJobs call, calls in flight */
 const CREATE_BATCH = 50;
 const CREATE_IN_FLIGHT = 2;
+/** batch mode: jobs between createJobs and ACKNOWLEDGED at most (a client keeps a bounded window). */
+const MAX_OUTSTANDING = 256;
 const RESUME = `mutation($id: ID!) { resumeJob(id: $id) { job { id } } }`;
 const COMPLETE = `mutation($id: ID!) { completeJob(id: $id) { job { state } warnings } }`;
 const STATE_CHANGED = `subscription($after: String) { jobStateChanged(after: $after) { state job { id } error { code message } } }`;
@@ -216,12 +219,21 @@ async function driveHaul(h: HaulChild, originUrl: string, mode: Mode = "batch"):
     const completions: Promise<void>[] = [];
     const chunks: string[][] = [];
     for (let i = 0; i < paths.length; i += CREATE_BATCH) chunks.push(paths.slice(i, i + CREATE_BATCH));
+    let outstanding = 0;
+    const room: (() => void)[] = [];
     await mapPool(chunks, CREATE_IN_FLIGHT, async (chunk, k) => {
+      while (outstanding + chunk.length > MAX_OUTSTANDING) await new Promise<void>((r) => room.push(r));
+      outstanding += chunk.length;
       const { createJobs } = await h.gql<{ createJobs: { job: { id: string } }[] }>(CREATE_MANY, {
         input: chunk.map((p, i) => ({ displayName: `${label} ${k * CREATE_BATCH + i}`, files: [{ remoteUrl: `${originUrl}${p}`, localPath: `${label}${p}` }] })),
       });
       for (const { job } of createJobs) {
-        const done = untilTransferred(job.id).then(() => completeBatched(job.id));
+        const done = untilTransferred(job.id)
+          .then(() => completeBatched(job.id))
+          .finally(() => {
+            outstanding--;
+            room.shift()?.();
+          });
         done.catch(() => {});
         completions.push(done);
       }
@@ -380,7 +392,7 @@ async function lifecycle(opts: BenchOptions): Promise<Row[]> {
         pass: ratio >= 0.5,
         note:
           `graphile-worker 0.17: ${n} no-op jobs, concurrency ${GRAPHILE_CONCURRENCY}, one addJobs() to the last job:success, median of ${gwMs.length} runs ` +
-          `(${gwMs.map((ms) => ((n * 1000) / ms).toFixed(0)).join(", ")} jobs/s; 2 before haul, 1 after). haul: createJobs(resume: true) of ${CREATE_BATCH} jobs x ${CREATE_IN_FLIGHT} in flight, ` +
+          `(${gwMs.map((ms) => ((n * 1000) / ms).toFixed(0)).join(", ")} jobs/s; 2 before haul, 1 after). haul: createJobs(resume: true) of ${CREATE_BATCH} jobs x ${CREATE_IN_FLIGHT} in flight (at most ${MAX_OUTSTANDING} jobs not yet ACKNOWLEDGED), ` +
           `completeJobs for the jobs whose TRANSFERRED event (graphql-ws) arrived meanwhile, HAUL_MAX_TRANSFERS=${MAX_TRANSFERS}, first createJobs to last ACKNOWLEDGED. ` +
           `haul per job: ${per(d.commits)} committed transactions (pg_stat_database xact_commit, its database, incl. reads), ${per(d.rows)} rows written, ` +
           `${eventsPerJob.toFixed(2)} job events; by table: ${tableNote}; CPU ${(cpuMs / n).toFixed(2)} ms in haul + ${(pgCpuMs / n).toFixed(2)} ms in its Postgres backends.${statementsNote}`,

@@ -421,7 +421,12 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       if (o.signal.aborted) onAbort();
       // A clean close (FIN) before Content-Length is a short body; a reset (RST) errors the socket.
       let socketError: Error | null = null;
-      res.socket?.once("error", (e: Error) => (socketError = e));
+      // Removed when the body ends: a keep-alive socket serves many requests, and a listener left on
+      // it per request would pile up (MaxListenersExceededWarning after 10 small files).
+      const sock = res.socket;
+      const onSocketError = (e: Error) => (socketError = e);
+      sock?.on("error", onSocketError);
+      const detachSocket = () => sock?.removeListener("error", onSocketError);
       o.signal.addEventListener("abort", onAbort, { once: true });
       try {
         const throttled = o.buckets().some((b) => b);
@@ -442,6 +447,7 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       } catch (err) {
         stall.clear();
         o.signal.removeEventListener("abort", onAbort);
+        detachSocket();
         if (o.signal.aborted) throw o.signal.reason;
         if (err instanceof TransferFailure) throw err;
         if (err instanceof StallError) throw new TransferFailure({ kind: "timeout", phase: "body", seconds: o.stallSeconds });
@@ -454,6 +460,7 @@ export async function download(t: DownloadTarget, o: DownloadOptions): Promise<C
       }
       stall.clear();
       o.signal.removeEventListener("abort", onAbort);
+      detachSocket();
       if (o.signal.aborted) throw o.signal.reason;
       if (!res.complete) {
         if (!socketError && total !== null && offset < total) {
