@@ -206,3 +206,23 @@ test("complete after ERROR keeps the finished files and drops the partial ones",
   assert.ok(!fs.existsSync(path.join(s.filesRoot, "p/p2.bin")));
   assert.deepEqual(tempFiles(path.join(s.filesRoot, "p")), []);
 });
+
+test("a job of 24 small files over one keep-alive connection leaves no listener behind on the socket", async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on("warning", onWarning);
+  try {
+    const files = Array.from({ length: 24 }, (_, i) => {
+      o.add({ path: `/ka/${i}.bin`, size: 2048 + i });
+      return { remoteUrl: o.urlFor(`/ka/${i}.bin`), localPath: `ka/${i}.bin`, sha256: o.sha256Of(`/ka/${i}.bin`) };
+    });
+    const id = await createJob(url, files);
+    await act(url, "resumeJob", id);
+    const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 30_000);
+    assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning")), []);
+  } finally {
+    process.off("warning", onWarning);
+  }
+});
