@@ -5,9 +5,11 @@ import "./job.js";
 import "./events.js";
 import "./auth.js";
 import "./batch.js";
+import { installJobPageFastPath } from "./job-page.js";
 
 builder.queryType({});
 builder.mutationType({});
 builder.subscriptionType({});
 
 export const schema = builder.toSchema({ sortSchema: true });
+installJobPageFastPath(schema);

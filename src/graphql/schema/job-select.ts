@@ -10,7 +10,7 @@ import type { FieldNode, FragmentDefinitionNode, GraphQLResolveInfo, SelectionSe
 type Columns = Set<string>;
 
 /** GraphQL field of Job -> the job columns its resolver reads. Relations are listed under RELATIONS. */
-const JOB_FIELDS: Record<string, readonly string[]> = {
+export const JOB_FIELDS: Record<string, readonly string[]> = {
   __typename: [],
   id: ["id"],
   uuid: ["id"],
@@ -34,9 +34,9 @@ const JOB_FIELDS: Record<string, readonly string[]> = {
   files: [],
 };
 /** Read by haul itself whatever the selection: the id (cursors, node ids), the owner (authorization). */
-const JOB_ALWAYS = ["id", "owner", "createdAt"];
+export const JOB_ALWAYS = ["id", "owner", "createdAt"];
 
-const FILE_FIELDS: Record<string, readonly string[]> = {
+export const FILE_FIELDS: Record<string, readonly string[]> = {
   __typename: [],
   id: ["id"],
   uuid: ["id"],
@@ -50,10 +50,10 @@ const FILE_FIELDS: Record<string, readonly string[]> = {
   sha256: ["sha256"],
   job: [],
 };
-const FILE_ALWAYS = ["id", "jobId", "position"];
+export const FILE_ALWAYS = ["id", "jobId", "position"];
 
 /** The fields selected on an object, through fragments; null when a directive or shape is unexpected. */
-function fieldsOf(set: SelectionSetNode | undefined, fragments: Record<string, FragmentDefinitionNode>, out: FieldNode[] = [], depth = 0): FieldNode[] | null {
+export function fieldsOf(set: SelectionSetNode | undefined, fragments: Record<string, FragmentDefinitionNode>, out: FieldNode[] = [], depth = 0): FieldNode[] | null {
   if (!set || depth > 20) return depth > 20 ? null : out;
   for (const sel of set.selections) {
     if (sel.kind === "Field") out.push(sel);
@@ -66,7 +66,7 @@ function fieldsOf(set: SelectionSetNode | undefined, fragments: Record<string, F
 }
 
 /** The columns of one object type a selection set needs, or null when something is unknown. */
-function columnsOf(fields: FieldNode[], table: Record<string, readonly string[]>, always: readonly string[]): Columns | null {
+export function columnsOf(fields: FieldNode[], table: Record<string, readonly string[]>, always: readonly string[]): Columns | null {
   const cols = new Set(always);
   for (const f of fields) {
     const c = Object.hasOwn(table, f.name.value) ? table[f.name.value] : undefined;

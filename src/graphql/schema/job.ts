@@ -183,7 +183,7 @@ const JobFilter = builder.inputType("JobFilter", {
 type JobFilterArg = { states?: (typeof JOB_STATES)[number][] | null; owner?: string | null; allUsers?: boolean | null } | null | undefined;
 
 /** The states a listing shows: the filter's, or every unfinished state when it names none. */
-function listedStates(filter: JobFilterArg): (typeof JOB_STATES)[number][] {
+export function listedStates(filter: JobFilterArg): (typeof JOB_STATES)[number][] {
   return filter?.states?.length ? filter.states : JOB_STATES.filter((s) => !isFinal(s));
 }
 
