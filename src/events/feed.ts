@@ -179,6 +179,13 @@ export class EventFeed {
   }
 }
 
+function matchesOptions(opts: SubscribeOptions, e: JobEvent): boolean {
+  if (opts.jobId && e.jobId !== opts.jobId) return false;
+  if (opts.kinds && !opts.kinds.has(e.kind)) return false;
+  if (opts.owner !== undefined && e.owner !== opts.owner) return false;
+  return true;
+}
+
 /** One subscriber's ordered stream of events; an async iterator that pulls replay pages on demand. */
 export class FeedSubscription implements AsyncIterableIterator<JobEvent> {
   /** Highest seq delivered (or skipped as not matching while replaying). */
@@ -214,14 +221,12 @@ export class FeedSubscription implements AsyncIterableIterator<JobEvent> {
     if (this.closed || this.replaying || this.queue.length || this.waiter) return null;
     const cursor = this.cursor;
     this.close();
-    return { cursor, opts: this.opts, matches: (e) => this.matches(e) };
+    const opts = this.opts; // not `this`: the tap keeps the filter, not the closed subscription
+    return { cursor, opts, matches: (e) => matchesOptions(opts, e) };
   }
 
   private matches(e: JobEvent): boolean {
-    if (this.opts.jobId && e.jobId !== this.opts.jobId) return false;
-    if (this.opts.kinds && !this.opts.kinds.has(e.kind)) return false;
-    if (this.opts.owner !== undefined && e.owner !== this.opts.owner) return false;
-    return true;
+    return matchesOptions(this.opts, e);
   }
 
   /** Called by the reader, in seq order, for every committed event. */

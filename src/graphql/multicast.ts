@@ -30,6 +30,7 @@ import {
 } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import type { WebSocket } from "ws";
+import { detach, register, unregister, type Detached } from "../server/ws.js";
 import type { Context } from "./context.js";
 import type { SubscriberStream } from "./streams.js";
 import type { EventFeed, FeedTap, Handover, SubscribeOptions } from "../events/feed.js";
@@ -79,7 +80,7 @@ class Group implements FeedTap, ProgressTap {
     readonly field: string,
     private readonly args: ExecutionArgs,
     private readonly feed: EventFeed,
-    private readonly mask: (e: GraphQLError) => GraphQLError,
+    readonly mask: (e: GraphQLError) => GraphQLError,
   ) {}
 
   get size(): number {
@@ -173,26 +174,32 @@ type AnyHandover = Handover | { matches(m: ProgressMessage): boolean };
  * the socket directly. Too slow for the live stream (the socket's unsent bytes pile up), it goes
  * back to reading the table from its cursor, and hands over again once caught up.
  */
-class PushMember {
+class PushMember implements Detached {
   live = false;
   closed = false;
+  /** Known to src/server/ws.ts (the client's complete and the socket's close reach it from there). */
+  private readonly registered: boolean;
+  /** Taken away from graphql-ws (src/server/ws.ts): its end is ours to tell the client. */
+  private detached = false;
   cursor: bigint | null = null;
   matches: (e: any) => boolean = () => false;
   private opts: SubscribeOptions | null = null;
   private source: { next(): Promise<IteratorResult<unknown>>; return?(): unknown; handover?(onEnd: () => void): AnyHandover | null };
-  private settle!: { resolve: (r: IteratorResult<Result>) => void; reject: (e: unknown) => void };
+  private settle: { resolve: (r: IteratorResult<Result>) => void; reject: (e: unknown) => void } | null = null;
   readonly ended: Promise<IteratorResult<Result>>;
 
   constructor(
     private readonly group: Group,
     private readonly stream: SubscriberStream<unknown>,
     private readonly socket: WebSocket,
+    private readonly id: string,
     private readonly prefix: string,
     private readonly feed: EventFeed,
     private readonly operation: OperationDefinitionNode,
     private readonly release: () => void,
   ) {
     this.source = stream as never;
+    this.registered = register(socket, id, this);
     this.ended = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
   }
 
@@ -209,6 +216,14 @@ class PushMember {
           this.matches = h.matches;
           this.live = true;
           this.group.addLive(this);
+          if (this.registered && !this.detached && detach(this.socket, this.id, this)) {
+            // graphql-ws's iterator ends (its `complete` is not sent): graphql-ws, the envelop
+            // wrappers and the operation's context let go of this subscription.
+            this.detached = true;
+            const s = this.settle!;
+            this.settle = null;
+            s.resolve({ value: undefined, done: true });
+          }
           return;
         }
         const r = await this.source.next();
@@ -248,7 +263,7 @@ class PushMember {
     void this.pump();
   }
 
-  private cleanup(): void {
+  private cleanup(message: string | null): void {
     if (this.live) {
       this.live = false;
       this.group.removeLive(this);
@@ -256,21 +271,39 @@ class PushMember {
     if (this.source !== (this.stream as unknown)) void this.source.return?.();
     void this.stream.return?.();
     this.release();
+    if (this.registered) unregister(this.socket, this.id, this, message);
   }
 
+  /** The client completed it, or the socket closed (src/server/ws.ts): end without a message. */
+  stop(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cleanup(null);
+    // Attached: graphql-ws's loop ends too (it no longer sends anything for this id).
+    this.settle?.resolve({ value: undefined, done: true });
+  }
+
+  /** The stream ended (or graphql-ws returned the iterator): complete. */
   finish(): void {
     if (this.closed) return;
     this.closed = true;
-    this.cleanup();
-    this.settle.resolve({ value: undefined, done: true });
+    this.cleanup(this.detached ? `{"id":${JSON.stringify(this.id)},"type":"complete"}` : null);
+    this.settle?.resolve({ value: undefined, done: true });
   }
 
   fail(err: unknown): void {
     if (this.closed) return;
     this.closed = true;
-    this.cleanup();
     const e = err instanceof Error ? err : new Error(String(err));
-    this.settle.reject(new GraphQLError(e.message, { originalError: e, nodes: [this.operation] }));
+    const located = new GraphQLError(e.message, { originalError: e, nodes: [this.operation] });
+    if (!this.detached) {
+      this.cleanup(null);
+      return this.settle?.reject(located);
+    }
+    // What graphql-ws sends for an error thrown by a subscription's iterator, after masking.
+    const masked = this.group.mask(located);
+    const payload = [new GraphQLError(masked.message, { originalError: masked }).toJSON()];
+    this.cleanup(JSON.stringify({ id: this.id, type: "error", payload }));
   }
 }
 
@@ -304,6 +337,8 @@ function pushHandle(member: PushMember): AsyncIterableIterator<Result> {
 export interface PushTarget {
   socket: WebSocket;
   id: string;
+  /** Whether graphql-ws still holds the subscription (false: the client completed it meanwhile). */
+  active?: () => boolean;
 }
 
 interface Normalised {
@@ -421,7 +456,11 @@ export function createMulticast(opts: { mask: (e: GraphQLError) => GraphQLError 
           leave(group);
         }
       };
-      return pushHandle(new PushMember(group, stream, push.socket, prefix, ctx.feed, operation, release));
+      const member = new PushMember(group, stream, push.socket, push.id, prefix, ctx.feed, operation, release);
+      // Completed by the client while it was starting (before it could be registered): end it here
+      // rather than rely on graphql-ws's `return` reaching it through the envelop wrappers.
+      if (push.active && !push.active()) member.stop();
+      return pushHandle(member);
     }
     return mapShared(stream, group, operation, () => leave(group));
   }

@@ -24,11 +24,13 @@ export function subscriberStream<T, H>(ctx: Context, source: Source<T, H>, first
   const queue = [...first];
   let done = false;
   let onEnd: (() => void) | null = null;
+  // Dropped once handed over (the source is closed then): a live subscriber keeps no more than it needs.
+  let src: Source<T, H> | null = source;
   const close = async (): Promise<IteratorResult<T>> => {
     if (!done) {
       done = true;
       stopWatching();
-      await source.return?.();
+      await src?.return?.();
       onEnd?.();
     }
     return { value: undefined, done: true };
@@ -38,15 +40,19 @@ export function subscriberStream<T, H>(ctx: Context, source: Source<T, H>, first
   const stopWatching = tokenId ? tokens.onRevoked((revoked) => revoked === tokenId && void close()) : () => {};
   const it: SubscriberStream<T, H> = {
     handover(end) {
-      if (done || queue.length || !source.handover) return null;
-      const h = source.handover();
-      if (h) onEnd = end;
+      if (done || queue.length || !src?.handover) return null;
+      const h = src.handover();
+      if (h) {
+        onEnd = end;
+        src = null;
+      }
       return h;
     },
     async next() {
       if (done) return { value: undefined, done: true };
       if (queue.length) return { value: queue.shift() as T, done: false };
-      const r = await source.next();
+      if (!src) return { value: undefined, done: true }; // handed over: its events go to the tap
+      const r = await src.next();
       if (r.done) {
         done = true;
         stopWatching();

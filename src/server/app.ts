@@ -251,7 +251,7 @@ export function buildApp(deps: AppDeps): App {
           principal: ctx.extra.principal ?? null,
           params,
           // where shared subscription results are written (src/graphql/multicast.ts)
-          push: { socket: ctx.extra.socket, id },
+          push: { socket: ctx.extra.socket, id, active: () => id in ctx.subscriptions },
         });
         let document;
         try {

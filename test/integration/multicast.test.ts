@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, ok, type TestServer } from "../helpers/server.js";
 import type { TestDatabase } from "../helpers/db.js";
-import { connectWs, subscribeSse, waitFor, type Collector, type WsClient } from "../helpers/subscribe.js";
+import { connectRawWs, connectWs, subscribeSse, waitFor, type Collector, type RawMessage, type WsClient } from "../helpers/subscribe.js";
 
 const SUB = /* GraphQL */ `
   subscription ($jobId: ID, $after: String) {
@@ -184,6 +184,76 @@ describe("shared execution of subscription events", () => {
       await c.dispose();
     }
     await released();
+  });
+});
+
+describe("a live shared subscription is detached from graphql-ws (src/server/ws.ts)", () => {
+  test("it lives on without graphql-ws: no complete sent, the client's complete ends only it, its id is reusable, a duplicate id closes 4409", { timeout: 60_000 }, async () => {
+    const raw = await connectRawWs(server.wsUrl, server.userToken);
+    const of = (id: string) => (m: RawMessage[]) => m.filter((x) => x.id === id);
+    const nexts = (id: string) => (m: RawMessage[]) => of(id)(m).filter((x) => x.type === "next");
+    try {
+      const job = await createJob(server.userToken);
+      raw.send({ id: "a", type: "subscribe", payload: { query: SUB, variables: { jobId: job } } });
+      raw.send({ id: "b", type: "subscribe", payload: { query: SUB } });
+      await waitFor(() => server.app.feed.subscriberCount === 2, "2 subscriptions registered");
+      await flip(job, server.userToken, "resumeJob");
+      await raw.until((m) => nexts("a")(m).length === 1 && nexts("b")(m).length === 1, "both receive the first event");
+      // Handed over and detached by now: graphql-ws's own end of them was not told to the client.
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(raw.messages.filter((x) => x.type !== "next" && x.type !== "connection_ack"), [], "no complete, no error");
+
+      raw.send({ id: "b", type: "complete" });
+      await waitFor(() => server.app.feed.subscriberCount === 1, "b released, a kept");
+      await flip(job, server.userToken, "suspendJob");
+      await raw.until((m) => nexts("a")(m).length === 2, "a receives the second event");
+      assert.equal(nexts("b")(raw.messages).length, 1, "nothing for b after its complete");
+
+      // The id of a completed subscription can be used again.
+      raw.send({ id: "b", type: "subscribe", payload: { query: SUB } });
+      await waitFor(() => server.app.feed.subscriberCount === 2, "b again");
+      await flip(job, server.userToken, "resumeJob");
+      await raw.until((m) => nexts("a")(m).length === 3 && nexts("b")(m).length === 2, "both receive the third event");
+      assert.deepEqual(
+        nexts("a")(raw.messages).map((x) => x.payload.data.jobStateChanged.state),
+        ["QUEUED", "SUSPENDED", "QUEUED"],
+      );
+      assert.equal(raw.messages.filter((x) => x.type === "complete" || x.type === "error").length, 0);
+
+      // An id in use, detached or not: closed as graphql-ws closes it.
+      raw.send({ id: "a", type: "subscribe", payload: { query: SUB } });
+      await raw.until(() => raw.closed !== null, "the socket closes");
+      assert.deepEqual(raw.closed, { code: 4409, reason: "Subscriber for a already exists" });
+    } finally {
+      await raw.close();
+    }
+    await released();
+  });
+
+  test("completed by the client while it starts or replays (before it is detached): released all the same", async () => {
+    const raw = await connectRawWs(server.wsUrl, server.userToken);
+    try {
+      const job = await createJob(server.userToken);
+      for (let i = 0; i < 4; i++) await flip(job, server.userToken, i % 2 ? "suspendJob" : "resumeJob");
+      // Completed at once: the complete reaches the server while the subscription is still starting.
+      raw.send({ id: "r", type: "subscribe", payload: { query: SUB, variables: { jobId: job, after: "0" } } });
+      raw.send({ id: "r", type: "complete" });
+      // Completed after its first replayed event.
+      raw.send({ id: "p", type: "subscribe", payload: { query: SUB, variables: { jobId: job, after: "0" } } });
+      await raw.until((m) => m.some((x) => x.id === "p" && x.type === "next"), "p's first replayed event");
+      raw.send({ id: "p", type: "complete" });
+      // A live one on the same socket, through an event (by then r has long finished starting).
+      raw.send({ id: "s", type: "subscribe", payload: { query: SUB, variables: { jobId: job } } });
+      await waitFor(() => server.app.feed.subscriberCount >= 1, "s registered");
+      await flip(job, server.userToken, "resumeJob");
+      await raw.until((m) => m.some((x) => x.id === "s" && x.type === "next"), "s receives an event");
+      raw.send({ id: "s", type: "complete" });
+      await released();
+      assert.equal(raw.messages.filter((x) => x.id === "r").length, 0, "nothing for r");
+      assert.equal(raw.closed, null);
+    } finally {
+      await raw.close();
+    }
   });
 });
 
