@@ -76,19 +76,24 @@ async function startGraphile(opts: BenchOptions): Promise<GraphileBaseline> {
   const silent = new Logger(() => () => {});
   let utils: WorkerUtils | null = null;
   let runner: Runner | null = null;
+  // Our own pool, so that its idle connections are closed (and their errors handled) before the
+  // database is dropped: a connection terminated by the drop must not crash the bench.
+  const pgPool = new pg.Pool({ connectionString: db.url, max: GRAPHILE_CONCURRENCY + 4 });
+  pgPool.on("error", () => {});
   const stop = onCleanup("graphile-worker", async () => {
     await Promise.resolve(runner?.stop()).catch(() => {});
     await Promise.resolve(utils?.release()).catch(() => {});
+    await pgPool.end().catch(() => {});
     await db.drop();
   });
   try {
-    utils = await makeWorkerUtils({ connectionString: db.url, logger: silent });
+    utils = await makeWorkerUtils({ pgPool, logger: silent });
     await utils.migrate();
     let done = 0;
     let failed = 0;
     let waiter: { n: number; resolve: () => void } | null = null;
     runner = await runGraphileWorker({
-      connectionString: db.url,
+      pgPool,
       concurrency: GRAPHILE_CONCURRENCY,
       noHandleSignals: true,
       pollInterval: 1000,
