@@ -74,6 +74,12 @@ export interface UpdateJobInput {
   clearCredentials?: boolean | null;
 }
 
+/** What a batch's per-job work reports: jobs it could not finish, and details for the others' log entries. */
+interface WriteOutcome {
+  failed: Map<string, DomainError>;
+  details?: Map<string, Record<string, unknown>>;
+}
+
 /** Jobs (or ids) per batch call. */
 export const MAX_BATCH = 500;
 
@@ -140,27 +146,6 @@ export function createCommands(deps: CommandDeps) {
   /** Runs `fn` in a transaction; pokes the feed after a commit that wrote events. */
   function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return transactThenPoke(prisma, fn, deps.afterCommit);
-  }
-
-  /** Lock, decide, write with compare-and-set, log. The shared shape of the state-changing calls. */
-  async function transition(
-    tx: Tx,
-    id: string,
-    event: DomainEvent,
-    actor: Actor,
-  ): Promise<{ before: Job; after: Job; decision: Exclude<Decision, { kind: "refused" }> }> {
-    const before = await lockVisible(tx, id, actor);
-    const at = now();
-    const decision = decide(snapshotOf(before), event, at);
-    if (decision.kind === "refused") refuse(decision);
-    if (decision.kind === "unchanged" && Object.keys(decision.patch).length === 0) {
-      return { before, after: before, decision }; // a legal no-op (e.g. suspend a suspended job): nothing to write
-    }
-    const after = await updateJob(tx, before, { ...patchToData(decision.patch), modifiedAt: at });
-    if (decision.kind === "transition") {
-      await appendEvents(tx, [{ job: after, kind: "STATE_CHANGED", previousState: before.state, actor: actor.user }]);
-    }
-    return { before, after, decision };
   }
 
   /** Validates one createJob input; `at` prefixes messages with the input's index in a batch. */
@@ -268,7 +253,7 @@ export function createCommands(deps: CommandDeps) {
     ids: string[],
     event: DomainEvent,
     actor: Actor,
-    write?: (tx: Tx, jobs: Job[]) => Promise<Map<string, DomainError>>,
+    write?: (tx: Tx, jobs: Job[]) => Promise<WriteOutcome>,
   ): Promise<{ results: (CommandResult | DomainError)[]; moved: { before: Job; after: Job; decision: Exclude<Decision, { kind: "refused" }> }[] }> {
     if (ids.length > MAX_BATCH) throw new DomainError("BAD_USER_INPUT", `at most ${MAX_BATCH} ids per call; split the ${ids.length} into several calls`);
     const unique = [...new Set(ids)];
@@ -287,7 +272,7 @@ export function createCommands(deps: CommandDeps) {
         if (d.kind === "refused") errors.set(id, new DomainError(d.code, d.message));
         else ready.push({ job, decision: d });
       }
-      const failed = write ? await write(tx, ready.map((r) => r.job)) : new Map<string, DomainError>();
+      const { failed, details } = write ? await write(tx, ready.map((r) => r.job)) : { failed: new Map<string, DomainError>(), details: undefined };
       for (const [id, e] of failed) errors.set(id, e);
       const toWrite = ready.filter((r) => !failed.has(r.job.id) && !(r.decision.kind === "unchanged" && Object.keys(r.decision.patch).length === 0));
       const written = await updateJobs(
@@ -301,12 +286,13 @@ export function createCommands(deps: CommandDeps) {
           .filter((r) => r.decision.kind === "transition")
           .map((r) => {
             const d = r.decision as Extract<Decision, { kind: "transition" }>;
+            const extra = { ...details?.get(r.job.id), ...(d.warning ? { warning: d.warning } : {}) };
             return {
               job: after.get(r.job.id)!,
               kind: "STATE_CHANGED" as const,
               previousState: r.job.state,
               actor: actor.user,
-              ...(d.warning ? { details: { warning: d.warning } } : {}),
+              ...(Object.keys(extra).length ? { details: extra } : {}),
             };
           }),
       );
@@ -324,14 +310,16 @@ export function createCommands(deps: CommandDeps) {
   }
 
   /** completeJob's file work for several jobs: rename what finished, mark it completed. */
-  async function commitFiles(tx: Tx, jobs: Job[]): Promise<Map<string, DomainError>> {
+  async function commitFiles(tx: Tx, jobs: Job[]): Promise<WriteOutcome> {
     const failed = new Map<string, DomainError>();
-    if (jobs.length === 0) return failed;
+    const details = new Map<string, Record<string, unknown>>();
+    if (jobs.length === 0) return { failed, details };
     const files = await tx.file.findMany({ where: { jobId: { in: jobs.map((j) => j.id) }, completed: false }, orderBy: [{ jobId: "asc" }, { position: "asc" }] });
     const renamedAll: string[] = [];
     for (const job of jobs) {
       const { renamed, failed: f } = await storage.commit(job.owner, files.filter((x) => x.jobId === job.id));
       renamedAll.push(...renamed);
+      details.set(job.id, { filesCompleted: renamed.length });
       if (f.length) {
         failed.set(
           job.id,
@@ -343,7 +331,21 @@ export function createCommands(deps: CommandDeps) {
       }
     }
     if (renamedAll.length) await markFilesCompleted(tx, renamedAll);
-    return failed;
+    return { failed, details };
+  }
+
+  /** cancelJob for several jobs: the transition, then (after commit) the temporary files go. */
+  async function cancelMany(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+    const { results, moved } = await transitionMany(ids, { type: "CANCEL" }, actor);
+    const unclean = await dropTemps(moved.filter((m) => m.decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")).map((m) => m.after));
+    return results.map((r) => (r instanceof DomainError || !unclean.has(r.job.id) ? r : { ...r, warnings: [...r.warnings, "UNABLE_TO_DELETE_FILES"] }));
+  }
+
+  /** A single state call is the batch of one: the same locking, decision, writes and log entry. */
+  function one(r: (CommandResult | DomainError)[]): CommandResult {
+    const x = r[0]!;
+    if (x instanceof DomainError) throw x;
+    return x;
   }
 
   /** cancelJob's clean-up, after commit: the temporary files go. */
@@ -420,13 +422,11 @@ export function createCommands(deps: CommandDeps) {
     },
 
     async suspendJob(id: string, actor: Actor): Promise<CommandResult> {
-      const { after } = await transact((tx) => transition(tx, id, { type: "SUSPEND" }, actor));
-      return { job: after, warnings: [] };
+      return one((await transitionMany([id], { type: "SUSPEND" }, actor)).results);
     },
 
     async resumeJob(id: string, actor: Actor): Promise<CommandResult> {
-      const { after } = await transact((tx) => transition(tx, id, { type: "RESUME" }, actor));
-      return { job: after, warnings: [] };
+      return one((await transitionMany([id], { type: "RESUME" }, actor)).results);
     },
 
     /** State calls on several jobs at once: one result (job or error) per id, in the order given. */
@@ -442,10 +442,8 @@ export function createCommands(deps: CommandDeps) {
       return (await transitionMany(ids, { type: "COMPLETE" }, actor, commitFiles)).results;
     },
 
-    async cancelJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
-      const { results, moved } = await transitionMany(ids, { type: "CANCEL" }, actor);
-      const unclean = await dropTemps(moved.filter((m) => m.decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")).map((m) => m.after));
-      return results.map((r) => (r instanceof DomainError || !unclean.has(r.job.id) ? r : { ...r, warnings: [...r.warnings, "UNABLE_TO_DELETE_FILES"] }));
+    cancelJobs(ids: string[], actor: Actor): Promise<(CommandResult | DomainError)[]> {
+      return cancelMany(ids, actor);
     },
 
     /**
@@ -454,46 +452,11 @@ export function createCommands(deps: CommandDeps) {
      * call fails with FILE_RENAME_FAILED (BITS: "TRANSFERRED -> TRANSFERRED").
      */
     async completeJob(id: string, actor: Actor): Promise<CommandResult> {
-      const outcome = await transact(async (tx) => {
-        const before = await lockVisible(tx, id, actor);
-        const at = now();
-        const d = decide(snapshotOf(before), { type: "COMPLETE" }, at);
-        if (d.kind === "refused") refuse(d);
-        const files = await filesOfJob(tx, id);
-        const { renamed, failed } = await storage.commit(before.owner, files.filter((f) => !f.completed));
-        if (renamed.length) await markFilesCompleted(tx, renamed);
-        if (failed.length) return { failed, job: before, warnings: [] as string[] };
-        const after = await updateJob(tx, before, { ...patchToData(d.kind === "transition" ? d.patch : {}), modifiedAt: at });
-        await appendEvents(tx, [
-          {
-            job: after,
-            kind: "STATE_CHANGED",
-            previousState: before.state,
-            actor: actor.user,
-            details: { filesCompleted: renamed.length, ...(d.kind === "transition" && d.warning ? { warning: d.warning } : {}) },
-          },
-        ]);
-        return { failed, job: after, warnings: d.kind === "transition" && d.warning ? [d.warning] : [] };
-      });
-      if (outcome.failed.length) {
-        const first = outcome.failed[0]!;
-        throw new DomainError(
-          "FILE_RENAME_FAILED",
-          `${outcome.failed.length} file(s) could not be moved to their final path (first: ${first.error}); fix the destination and call completeJob again`,
-        );
-      }
-      return { job: outcome.job, warnings: outcome.warnings };
+      return one((await transitionMany([id], { type: "COMPLETE" }, actor, commitFiles)).results);
     },
 
     async cancelJob(id: string, actor: Actor): Promise<CommandResult> {
-      const { after, decision } = await transact((tx) => transition(tx, id, { type: "CANCEL" }, actor));
-      const warnings: string[] = [];
-      if (decision.effects.some((e) => e.type === "DELETE_TEMP_FILES")) {
-        const files = await prisma.file.findMany({ where: { jobId: id } });
-        const failures = await storage.deleteTemps(after.owner, files);
-        if (failures) warnings.push("UNABLE_TO_DELETE_FILES");
-      }
-      return { job: after, warnings };
+      return one(await cancelMany([id], actor));
     },
 
     async updateJob(id: string, input: UpdateJobInput, actor: Actor): Promise<CommandResult> {

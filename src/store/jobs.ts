@@ -12,9 +12,7 @@ export class ConflictError extends Error {
 
 /** Locks the job row until the end of the transaction and returns it (null when there is none). */
 export async function lockJob(tx: Tx, id: string): Promise<Job | null> {
-  const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM job WHERE id = ${id}::uuid FOR UPDATE`;
-  if (locked.length === 0) return null;
-  return tx.job.findUnique({ where: { id } });
+  return (await lockJobs(tx, [id])).get(id) ?? null;
 }
 
 /** Locks several job rows (in id order: concurrent batches never deadlock) and reads them. */

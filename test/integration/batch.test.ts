@@ -167,6 +167,9 @@ test("many concurrent transfers (group commit): every job's transitions logged o
   assert.equal(c.errors![0]!.extensions?.code, "INVALID_STATE");
   assert.deepEqual(c.errors![0]!.path, ["completeJobs", half.length]);
   half.forEach((_, i) => assert.equal(c.data.completeJobs[i].job.state, "ACKNOWLEDGED"));
+  // Logged as completeJob logs it: how many files became visible.
+  const ack = await s.db.prisma.jobEvent.findFirstOrThrow({ where: { jobId: uuidOf(half[0]!), state: "ACKNOWLEDGED" } });
+  assert.equal((ack.data as { filesCompleted?: number }).filesCompleted, 1);
   for (let i = 0; i < n / 2; i++) {
     assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, `gc/${i}.bin`))), o.sha256Of(`/gc/${i}.bin`));
   }
