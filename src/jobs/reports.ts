@@ -90,6 +90,9 @@ export function createReports(deps: ReportDeps) {
     const logged: NewEvent[] = [];
     for (const ev of events) {
       const d = decide(snapshotOf(cur), ev, at);
+      // The job was stopped (suspended, yielded) after this report was made: its file rows are still
+      // written (those bytes are on disk), its progress events no longer apply.
+      if (d.kind === "refused" && (ev.type === "PROGRESS" || ev.type === "ALL_FILES_DONE") && cur.state !== "CONNECTING" && cur.state !== "TRANSFERRING") continue;
       if (d.kind === "refused") throw new Error(`worker event ${ev.type} refused in ${cur.state}: ${d.message}`);
       data = { ...data, ...patchToData(d.patch) };
       const prev = cur.state;

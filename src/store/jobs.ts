@@ -15,14 +15,58 @@ export async function lockJob(tx: Tx, id: string): Promise<Job | null> {
   return (await lockJobs(tx, [id])).get(id) ?? null;
 }
 
-/** Locks several job rows (in id order: concurrent batches never deadlock) and reads them. */
+/**
+ * Every column of the Job model as Prisma names and types it, for raw statements that return whole
+ * rows: enums and uuids as text; int8, timestamptz and json come back as BigInt, Date and objects,
+ * as from the model API (test/integration/job-rows.test.ts compares the two).
+ */
+export const JOB_ROW_SQL = [
+  `id::text AS "id"`,
+  `type::text AS "type"`,
+  `display_name AS "displayName"`,
+  `description`,
+  `priority::text AS "priority"`,
+  `state::text AS "state"`,
+  `owner`,
+  `minimum_retry_delay AS "minimumRetryDelay"`,
+  `no_progress_timeout AS "noProgressTimeout"`,
+  `maximum_download_time AS "maximumDownloadTime"`,
+  `error_context::text AS "errorContext"`,
+  `error_code AS "errorCode"`,
+  `error_message AS "errorMessage"`,
+  `error_file_id::text AS "errorFileId"`,
+  `error_http_status AS "errorHttpStatus"`,
+  `error_count AS "errorCount"`,
+  `files_total AS "filesTotal"`,
+  `files_transferred AS "filesTransferred"`,
+  `bytes_total AS "bytesTotal"`,
+  `bytes_transferred AS "bytesTransferred"`,
+  `retry_at AS "retryAt"`,
+  `no_progress_since AS "noProgressSince"`,
+  `active_since AS "activeSince"`,
+  `active_seconds AS "activeSeconds"`,
+  `created_at AS "createdAt"`,
+  `modified_at AS "modifiedAt"`,
+  `transfer_completed_at AS "transferCompletedAt"`,
+  `version`,
+  `max_bytes_per_second AS "maxBytesPerSecond"`,
+  `http_headers AS "httpHeaders"`,
+  `http_credentials AS "httpCredentials"`,
+  `lease_holder AS "leaseHolder"`,
+  `lease_expires_at AS "leaseExpiresAt"`,
+  `lease_token AS "leaseToken"`,
+].join(", ");
+
+/**
+ * Locks several job rows (in id order: concurrent batches never deadlock) and reads them, in one
+ * statement (the lock of every command and every group commit of the worker's reports).
+ */
 export async function lockJobs(tx: Tx, ids: readonly string[]): Promise<Map<string, Job>> {
   if (ids.length === 0) return new Map();
-  await tx.$queryRawUnsafe(
-    `SELECT id FROM job WHERE id IN (SELECT json_array_elements_text($1::json)::uuid) ORDER BY id FOR UPDATE`,
+  const rows = await tx.$queryRawUnsafe<Job[]>(
+    `SELECT ${JOB_ROW_SQL} FROM job WHERE id IN (SELECT json_array_elements_text($1::json)::uuid) ORDER BY id FOR UPDATE`,
     JSON.stringify(ids),
   );
-  const rows = await tx.job.findMany({ where: { id: { in: [...ids] } } });
   return new Map(rows.map((r) => [r.id, r]));
 }
 

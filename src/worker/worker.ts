@@ -11,6 +11,7 @@
 // leaves CONNECTING/TRANSFERRING (suspend, cancel, complete), it aborts the HTTP transfer at once.
 // Heartbeats renew its leases; a lease found lost aborts that transfer without writing anything.
 import os from "node:os";
+import path from "node:path";
 import fs from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import type { Job, File } from "../generated/prisma/client.js";
@@ -285,7 +286,25 @@ export class Worker {
     // Progress is persisted at every checkpoint, pushed to subscribers at most every
     // progressIntervalMs and at every file boundary.
     let lastPush = 0;
-    const report = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }) => {
+    // Reports of one attempt go to the database strictly one after another (each waits for the one
+    // before it to commit), but the worker need not wait: a file's final report is committed while
+    // the next file is fetched (its bytes are already durable). Once a report fails, every later one
+    // fails with the same error (never TRANSFERRED over a file whose report was lost); a lost lease
+    // stops the attempt at once.
+    let tail: Promise<unknown> = Promise.resolve();
+    let failed: unknown = null;
+    const report = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }): Promise<unknown> => {
+      const p = tail.then(() => {
+        if (failed) throw failed;
+        return send(x);
+      });
+      tail = p.catch((err) => {
+        failed ??= err;
+        if (err instanceof LeaseLostError) this.abort(r, "lease-lost");
+      });
+      return p;
+    };
+    const send = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }) => {
       let notify = false;
       let rate = 0;
       if (x.files) {
@@ -302,17 +321,24 @@ export class Worker {
     let base = 0n; // bytes of the job's files other than the current one
     const jobBytes = (fp: FileProgress[]) => base + (fp[0]?.bytesTransferred ?? 0n);
 
+    const readyDirs = new Set<string>();
     try {
       for (const f of files) {
         if (f.transferred) continue;
         currentFile = f;
         base = files.filter((x) => x !== f).reduce((s, x) => s + x.bytesTransferred, 0n);
         const tempPath = storage.tempPath(job.owner, f);
-        await storage.assertNoSymlink(job.owner, f.localPath).then(
-          () => storage.ensureDir(job.owner, f.localPath),
-        ).catch((err) => {
-          throw new TransferFailure({ kind: "local", code: "ELOOP", path: f.localPath, message: (err as Error).message });
-        });
+        // The destination's directory: created and checked for symbolic links once per attempt (the
+        // files of a job often share one); completeJob checks every path again before its rename.
+        const dir = path.posix.dirname(f.localPath);
+        if (!readyDirs.has(dir)) {
+          await storage.assertNoSymlink(job.owner, f.localPath).then(
+            () => storage.ensureDir(job.owner, f.localPath),
+          ).catch((err) => {
+            throw new TransferFailure({ kind: "local", code: "ELOOP", path: f.localPath, message: (err as Error).message });
+          });
+          readyDirs.add(dir);
+        }
         if (c.takeover && f.bytesTransferred > 0n) await takeOverTempFile(tempPath, f.bytesTransferred);
         await download(
           { url: f.remoteUrl, tempPath, offset: f.bytesTransferred, etag: f.etag, lastModified: f.lastModified, sha256: f.sha256 },
@@ -339,7 +365,7 @@ export class Worker {
               // The job's last file is done: its final report also moves the job to TRANSFERRED and
               // gives the lease back (one write instead of two).
               const last = cp.done && moved && files.every((x) => x === f || x.transferred);
-              await report({
+              const sent = report({
                 events: moved ? (last ? [{ type: "PROGRESS" }, { type: "ALL_FILES_DONE" }] : [{ type: "PROGRESS" }]) : [],
                 ...(last ? { release: true } : {}),
                 files: [
@@ -354,6 +380,7 @@ export class Worker {
                   },
                 ],
               });
+              if (!cp.done || last) await sent; // else committed in the background (see `report`)
               if (cp.done) f.transferred = true;
               if (last) finished = true;
             },
@@ -364,9 +391,12 @@ export class Worker {
         if (state === "CONNECTING") await report({ events: [{ type: "CONNECTED" }] }); // every file was already there
         await report({ events: [{ type: "ALL_FILES_DONE" }], release: true });
       }
+      await tail;
+      if (failed) throw failed;
       log.debug("transfer finished");
     } catch (err) {
-      await this.finish(r, err, currentFile, state);
+      await tail; // the failure is reported after what came before it
+      await this.finish(r, failed ?? err, currentFile, state);
     }
   }
 

@@ -194,6 +194,10 @@ describe("a live shared subscription is detached from graphql-ws (src/server/ws.
     const nexts = (id: string) => (m: RawMessage[]) => of(id)(m).filter((x) => x.type === "next");
     try {
       const job = await createJob(server.userToken);
+      // Subscribe only once the feed has delivered the job's CREATED: a live subscription starts at
+      // the feed's position, so one made earlier would also get it (a flake under load).
+      const created = await ok<{ eventCursor: string }>(server.graphqlUrl, `{ eventCursor }`);
+      await waitFor(() => server.app.feed.position >= BigInt(created.eventCursor), "the feed caught up");
       raw.send({ id: "a", type: "subscribe", payload: { query: SUB, variables: { jobId: job } } });
       raw.send({ id: "b", type: "subscribe", payload: { query: SUB } });
       await waitFor(() => server.app.feed.subscriberCount === 2, "2 subscriptions registered");

@@ -226,3 +226,32 @@ test("a job of 24 small files over one keep-alive connection leaves no listener 
     process.off("warning", onWarning);
   }
 });
+
+test("12 jobs of 20 small files at once: each TRANSFERRED job has every file transferred, and completes whole", async () => {
+  // A file's final report is committed while the job's next file is fetched (src/worker/worker.ts):
+  // the job must still reach TRANSFERRED only after every one of its file rows says transferred.
+  const ids: string[] = [];
+  for (let j = 0; j < 12; j++) {
+    const files = Array.from({ length: 20 }, (_, i) => {
+      const p = `/many/${j}/${i}.bin`;
+      o.add({ path: p, size: 4096 + i });
+      return { remoteUrl: o.urlFor(p), localPath: `many/${j}/${i}.bin`, sha256: o.sha256Of(p) };
+    });
+    ids.push(await createJob(url, files));
+  }
+  const before = o.requests().length;
+  await Promise.all(ids.map((id) => act(url, "resumeJob", id)));
+  for (const id of ids) {
+    const done = await waitForState(url, id, ["TRANSFERRED", "ERROR"], 60_000);
+    assert.equal(done.state, "TRANSFERRED", JSON.stringify(done));
+    assert.equal(done.progress.filesTransferred, 20, JSON.stringify(done.progress));
+    const r = await act(url, "completeJob", id);
+    assert.equal(r.data.completeJob.job.state, "ACKNOWLEDGED");
+    assert.deepEqual(r.data.completeJob.warnings ?? [], [], `job ${id}`);
+  }
+  for (let j = 0; j < 12; j++) {
+    for (let i = 0; i < 20; i++) assert.equal(sha(fs.readFileSync(path.join(s.filesRoot, `many/${j}/${i}.bin`))), o.sha256Of(`/many/${j}/${i}.bin`));
+  }
+  const gets = o.requests().slice(before).filter((r) => r.path.startsWith("/many/") && r.method === "GET");
+  assert.equal(gets.length, 240, "every file fetched exactly once");
+});

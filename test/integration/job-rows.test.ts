@@ -1,0 +1,87 @@
+/**
+ * Raw statements that return whole job rows (src/store/jobs.ts JOB_ROW_SQL, used by lockJobs) give
+ * exactly what Prisma's model API gives for the same rows: same keys, same values, same types
+ * (BigInt, Date, parsed JSON, null), on Postgres and on the embedded PGlite.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { randomUUID } from "node:crypto";
+import { openDatabase, type Database } from "../../src/store/db.js";
+import { lockJobs } from "../../src/store/jobs.js";
+import { createTestDatabase } from "../helpers/db.js";
+
+async function compare(db: Database): Promise<void> {
+  const full = randomUUID();
+  const bare = randomUUID();
+  const fileId = randomUUID();
+  await db.prisma.job.create({
+    data: {
+      id: full,
+      type: "DOWNLOAD",
+      displayName: "full ✓",
+      description: "every column set",
+      priority: "HIGH",
+      state: "TRANSIENT_ERROR",
+      owner: "alice",
+      errorContext: "REMOTE_FILE",
+      errorCode: "HTTP_503",
+      errorMessage: "try later",
+      errorFileId: fileId,
+      errorHttpStatus: 503,
+      errorCount: 3,
+      filesTotal: 2,
+      filesTransferred: 1,
+      bytesTotal: 9_007_199_254_740_993n,
+      bytesTransferred: 4_294_967_296n,
+      retryAt: new Date("2026-11-26T10:00:00.123Z"),
+      noProgressSince: new Date("2026-11-26T09:00:00.001Z"),
+      activeSince: new Date("2026-11-26T08:00:00Z"),
+      activeSeconds: 42,
+      transferCompletedAt: new Date("2026-11-26T11:00:00.999Z"),
+      version: 7,
+      maxBytesPerSecond: 123_456n,
+      httpHeaders: [{ name: "x-a", value: "b" }],
+      httpCredentials: { username: "u", password: "p" },
+      leaseHolder: "host:1:abcd",
+      leaseExpiresAt: new Date("2026-11-26T12:00:00.5Z"),
+      leaseToken: 12n,
+    },
+  });
+  await db.prisma.job.create({ data: { id: bare, type: "DOWNLOAD", displayName: "bare", owner: "bob", bytesTotal: null } });
+  const viaModel = await db.prisma.job.findMany({ where: { id: { in: [full, bare] } } });
+  const viaRaw = await db.prisma.$transaction((tx) => lockJobs(tx, [bare, full, randomUUID()]));
+  assert.equal(viaRaw.size, 2, "an unknown id is simply absent");
+  for (const m of viaModel) {
+    const r = viaRaw.get(m.id)!;
+    assert.deepEqual(Object.keys(r).sort(), Object.keys(m).sort(), "the same columns");
+    for (const k of Object.keys(m) as (keyof typeof m)[]) {
+      assert.deepEqual(r[k], m[k], `${m.displayName}: ${k}`);
+      assert.equal(typeof r[k], typeof m[k], `${m.displayName}: type of ${k}`);
+    }
+  }
+}
+
+test("lockJobs rows equal the model API's rows (Postgres)", async () => {
+  const t = await createTestDatabase();
+  const db = await openDatabase({ databaseUrl: t.url, dataDir: "", migrate: false });
+  try {
+    await compare(db);
+  } finally {
+    await db.close();
+    await t.drop();
+  }
+});
+
+test("lockJobs rows equal the model API's rows (embedded PGlite)", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-rows-"));
+  const db = await openDatabase({ databaseUrl: null, dataDir: dir });
+  try {
+    await compare(db);
+  } finally {
+    await db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
