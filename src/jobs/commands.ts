@@ -144,8 +144,8 @@ export function createCommands(deps: CommandDeps) {
   }
 
   /** Runs `fn` in a transaction; pokes the feed after a commit that wrote events. */
-  function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return transactThenPoke(prisma, fn, deps.afterCommit);
+  function transact<T>(fn: (tx: Tx) => Promise<T>, timeoutMs?: number): Promise<T> {
+    return transactThenPoke(prisma, fn, deps.afterCommit, timeoutMs);
   }
 
   /** Validates one createJob input; `at` prefixes messages with the input's index in a batch. */
@@ -205,7 +205,8 @@ export function createCommands(deps: CommandDeps) {
     const prepared: Awaited<ReturnType<typeof prepareJob>>[] = [];
     for (let i = 0; i < inputs.length; i++) prepared.push(await prepareJob(inputs[i]!, actor, at, batch ? `input[${i}]` : ""));
     const paths = prepared.flatMap((p) => p.fileRows.map((f) => f.localPath));
-    const dup = paths.find((p, i) => paths.indexOf(p) !== i);
+    const seen = new Set<string>();
+    const dup = paths.find((p) => seen.size === seen.add(p).size);
     if (dup !== undefined) {
       throw new DomainError("BAD_USER_INPUT", `localPath ${JSON.stringify(dup)} is the destination of two files of this call; choose another path`);
     }
@@ -240,7 +241,7 @@ export function createCommands(deps: CommandDeps) {
       resumed.forEach((job, i) => events.push({ job, kind: "STATE_CHANGED", previousState: jobs[i]!.state, actor: actor.user }));
       await appendEvents(tx, events);
       return resumed;
-    });
+    }, Math.min(120_000, 15_000 + 2 * paths.length)); // 10,000 file rows take seconds on a busy machine
   }
 
   /**

@@ -102,31 +102,14 @@ export function createReports(deps: ReportDeps) {
     return { next: cur, logged, data };
   }
 
-  /** Recomputes the jobs' progress columns from their files (exact, whatever changed concurrently). */
-  async function aggregateJobs(tx: Tx, jobIds: string[]): Promise<Map<string, Partial<Job>>> {
-    const rows = await tx.$queryRawUnsafe<{ job_id: string; files: number; done: number; unknown: boolean; total: bigint | null; moved: bigint | null }[]>(
-      `SELECT job_id::text AS job_id, count(*)::int AS files, count(*) FILTER (WHERE transferred)::int AS done,
-              bool_or(bytes_total IS NULL) AS unknown, sum(bytes_total)::bigint AS total, sum(bytes_transferred)::bigint AS moved
-         FROM file WHERE job_id IN (SELECT json_array_elements_text($1::json)::uuid)
-        GROUP BY job_id`,
-      JSON.stringify(jobIds),
-    );
-    return new Map(
-      rows.map((r) => [
-        r.job_id,
-        {
-          filesTotal: r.files,
-          filesTransferred: r.done,
-          bytesTotal: r.unknown ? null : BigInt(r.total ?? 0n),
-          bytesTransferred: BigInt(r.moved ?? 0n),
-        },
-      ]),
-    );
-  }
-
-  /** Every file row of the batch in one statement; a field left undefined keeps its value. */
-  async function writeFileRows(tx: Tx, files: readonly FileProgress[]): Promise<void> {
-    if (files.length === 0) return;
+  /**
+   * Writes every file row of the batch and recomputes the progress columns of their jobs from all
+   * their files (exact, whatever changed concurrently), in one statement. A field left undefined
+   * keeps its value. The aggregate reads the table as it was before the statement (one snapshot)
+   * joined with the rows the UPDATE returned, so it counts the new values.
+   */
+  async function writeFileRows(tx: Tx, files: readonly FileProgress[]): Promise<Map<string, Partial<Job>>> {
+    if (files.length === 0) return new Map();
     const has = (v: unknown) => v !== undefined;
     const json = JSON.stringify(
       files.map((f) => ({
@@ -144,18 +127,40 @@ export function createReports(deps: ReportDeps) {
         url: f.finalUrl ?? null,
       })),
     );
-    await tx.$executeRawUnsafe(
-      `UPDATE file f
-          SET bytes_transferred = v.moved::bigint,
-              bytes_total   = CASE WHEN v.set_total THEN v.total::bigint ELSE f.bytes_total END,
-              transferred   = CASE WHEN v.set_done THEN v.done ELSE f.transferred END,
-              etag          = CASE WHEN v.set_etag THEN v.etag ELSE f.etag END,
-              last_modified = CASE WHEN v.set_lm THEN v.lm ELSE f.last_modified END,
-              final_url     = CASE WHEN v.set_url THEN v.url ELSE f.final_url END
-         FROM json_to_recordset($1::json) AS v(id uuid, moved text, set_total boolean, total text, set_done boolean, done boolean,
-                                               set_etag boolean, etag text, set_lm boolean, lm text, set_url boolean, url text)
-        WHERE f.id = v.id`,
+    const rows = await tx.$queryRawUnsafe<{ job_id: string; files: number; done: number; unknown: boolean; total: bigint | null; moved: bigint | null }[]>(
+      `WITH upd AS (
+         UPDATE file f
+            SET bytes_transferred = v.moved::bigint,
+                bytes_total   = CASE WHEN v.set_total THEN v.total::bigint ELSE f.bytes_total END,
+                transferred   = CASE WHEN v.set_done THEN v.done ELSE f.transferred END,
+                etag          = CASE WHEN v.set_etag THEN v.etag ELSE f.etag END,
+                last_modified = CASE WHEN v.set_lm THEN v.lm ELSE f.last_modified END,
+                final_url     = CASE WHEN v.set_url THEN v.url ELSE f.final_url END
+           FROM json_to_recordset($1::json) AS v(id uuid, moved text, set_total boolean, total text, set_done boolean, done boolean,
+                                                 set_etag boolean, etag text, set_lm boolean, lm text, set_url boolean, url text)
+          WHERE f.id = v.id
+      RETURNING f.id, f.job_id, f.transferred, f.bytes_total, f.bytes_transferred
+       )
+       SELECT f.job_id::text AS job_id, count(*)::int AS files,
+              count(*) FILTER (WHERE CASE WHEN u.id IS NULL THEN f.transferred ELSE u.transferred END)::int AS done,
+              bool_or(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END IS NULL) AS unknown,
+              sum(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END)::bigint AS total,
+              sum(CASE WHEN u.id IS NULL THEN f.bytes_transferred ELSE u.bytes_transferred END)::bigint AS moved
+         FROM file f LEFT JOIN upd u ON u.id = f.id
+        WHERE f.job_id IN (SELECT DISTINCT job_id FROM upd)
+        GROUP BY f.job_id`,
       json,
+    );
+    return new Map(
+      rows.map((r) => [
+        r.job_id,
+        {
+          filesTotal: r.files,
+          filesTransferred: r.done,
+          bytesTotal: r.unknown ? null : BigInt(r.total ?? 0n),
+          bytesTransferred: BigInt(r.moved ?? 0n),
+        },
+      ]),
     );
   }
 
@@ -234,9 +239,7 @@ export function createReports(deps: ReportDeps) {
     }
     if (ok.length === 0) return out;
     const at = now();
-    await writeFileRows(tx, ok.flatMap((p) => p.r.files ?? []));
-    const withFiles = ok.filter((p) => p.r.files?.length).map((p) => p.jobId);
-    const progress = withFiles.length ? await aggregateJobs(tx, withFiles) : new Map<string, Partial<Job>>();
+    const progress = await writeFileRows(tx, ok.flatMap((p) => p.r.files ?? []));
     const logged: NewEvent[] = [];
     const notices: string[] = [];
     const chained = ok.map((p) => {
@@ -280,7 +283,7 @@ export function createReports(deps: ReportDeps) {
       return transact(async (tx) => {
         const claimed = await claimJobs(tx, holder, limit, leaseSeconds, maxPriorityRank);
         if (claimed.length === 0) return [];
-        const rows = await tx.job.findMany({ where: { id: { in: claimed.map((c) => c.id) } } });
+        const rows = claimed.map((c) => c.job);
         const files = await tx.file.findMany({ where: { jobId: { in: claimed.map((c) => c.id) } }, orderBy: [{ jobId: "asc" }, { position: "asc" }] });
         const at = now();
         const out: ClaimedJob[] = [];

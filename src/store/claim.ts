@@ -12,10 +12,13 @@
 // one temporary file at once.
 import type { Job } from "../generated/prisma/client.js";
 import type { Tx } from "./events.js";
+import { JOB_ROW_SQL } from "./jobs.js";
 
 export interface Claimed {
   id: string;
   leaseToken: bigint;
+  /** the whole row as the claim left it (lease taken) */
+  job: Job;
   /** The previous holder if its lease ran out without being released (a crash, or a stall of this very process): its temporary file must be taken over, not shared. */
   previousHolder: string | null;
 }
@@ -29,7 +32,7 @@ export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeco
   if (limit <= 0) return [];
   // Postgres orders an enum by declaration: FOREGROUND < HIGH < NORMAL < LOW.
   const worstAllowed = ["FOREGROUND", "HIGH", "NORMAL", "LOW"][Math.max(0, Math.min(3, maxPriorityRank))]!;
-  return tx.$queryRawUnsafe<Claimed[]>(
+  const rows = await tx.$queryRawUnsafe<(Job & { previousHolder: string | null })[]>(
     `WITH picked AS (
        SELECT id, lease_holder AS previous_holder, lease_expires_at
          FROM job
@@ -47,13 +50,14 @@ export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeco
             lease_token = j.lease_token + 1
        FROM picked
       WHERE j.id = picked.id
-  RETURNING j.id, j.lease_token AS "leaseToken",
+  RETURNING ${JOB_ROW_SQL.replace(/(^|, )([a-z_]+)/g, "$1j.$2")},
             picked.previous_holder AS "previousHolder"`,
     holder,
     limit,
     leaseSeconds,
     worstAllowed,
   );
+  return rows.map(({ previousHolder, ...job }) => ({ id: job.id, leaseToken: job.leaseToken, previousHolder, job }));
 }
 
 /** Renews the leases this holder still has; returns the ids it no longer holds (lost: stop them). */

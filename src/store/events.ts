@@ -43,6 +43,8 @@ export async function transactThenPoke<T>(
   prisma: { $transaction<R>(fn: (tx: Tx) => Promise<R>, opts?: { timeout?: number; maxWait?: number }): Promise<R> },
   fn: (tx: Tx) => Promise<T>,
   afterCommit: ((seq: bigint) => void) | undefined,
+  /** how long the transaction may take (default 15 s; large batches ask for more) */
+  timeoutMs = 15_000,
 ): Promise<T> {
   let used: Tx | null = null;
   const r = await prisma.$transaction(
@@ -50,7 +52,7 @@ export async function transactThenPoke<T>(
       used = tx;
       return fn(tx);
     },
-    { timeout: 15_000, maxWait: 15_000 },
+    { timeout: timeoutMs, maxWait: 15_000 },
   );
   const seq = appendedSeq(used);
   if (seq !== null) afterCommit?.(seq);

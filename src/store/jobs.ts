@@ -71,34 +71,99 @@ export async function lockJobs(tx: Tx, ids: readonly string[]): Promise<Map<stri
 }
 
 /**
- * `updateJob` for several rows: rows that get the same columns and had the same version are
- * written by one statement (still compare-and-set on id + version). Returns the rows in the order
- * given.
+ * Job columns that the state machine, the reports and the commands write, with their SQL column and
+ * type, for the one-statement compare-and-set below. A write with any other column (or a Prisma
+ * operation instead of a value) goes through the model API.
+ */
+const WRITABLE: Record<string, { col: string; type: string }> = {
+  state: { col: "state", type: `"JobState"` },
+  priority: { col: "priority", type: `"JobPriority"` },
+  errorContext: { col: "error_context", type: `"ErrorContext"` },
+  errorCode: { col: "error_code", type: "text" },
+  errorMessage: { col: "error_message", type: "text" },
+  errorFileId: { col: "error_file_id", type: "uuid" },
+  errorHttpStatus: { col: "error_http_status", type: "int" },
+  errorCount: { col: "error_count", type: "int" },
+  filesTotal: { col: "files_total", type: "int" },
+  filesTransferred: { col: "files_transferred", type: "int" },
+  bytesTotal: { col: "bytes_total", type: "bigint" },
+  bytesTransferred: { col: "bytes_transferred", type: "bigint" },
+  retryAt: { col: "retry_at", type: "timestamptz" },
+  noProgressSince: { col: "no_progress_since", type: "timestamptz" },
+  activeSince: { col: "active_since", type: "timestamptz" },
+  activeSeconds: { col: "active_seconds", type: "int" },
+  modifiedAt: { col: "modified_at", type: "timestamptz" },
+  transferCompletedAt: { col: "transfer_completed_at", type: "timestamptz" },
+  leaseHolder: { col: "lease_holder", type: "text" },
+  leaseExpiresAt: { col: "lease_expires_at", type: "timestamptz" },
+};
+
+/** The value as JSON text for a WRITABLE column; undefined when it is not a plain value. */
+function jsonValue(v: unknown): string | null | undefined {
+  if (v === null) return null;
+  if (v instanceof Date) return v.toISOString();
+  if (typeof v === "bigint" || typeof v === "number") return v.toString();
+  if (typeof v === "string") return v;
+  return undefined;
+}
+
+const casStatements = new Map<string, string>();
+
+/** One UPDATE for rows that write the same columns: values per row, compare-and-set on each row's version. */
+function casStatement(keys: readonly string[]): string {
+  const sig = keys.join(",");
+  let sql = casStatements.get(sig);
+  if (!sql) {
+    const sets = keys.map((k, i) => `${WRITABLE[k]!.col} = v.c${i}::${WRITABLE[k]!.type}`);
+    const cols = keys.map((_k, i) => `c${i} text`);
+    sql =
+      `UPDATE job SET ${[...sets, "version = job.version + 1"].join(", ")} ` +
+      `FROM json_to_recordset($1::json) AS v(vid uuid, vver int${cols.length ? ", " : ""}${cols.join(", ")}) ` +
+      `WHERE job.id = v.vid AND job.version = v.vver RETURNING ${JOB_ROW_SQL.replace(/(^|, )([a-z_]+)/g, "$1job.$2")}`;
+    if (casStatements.size < 256) casStatements.set(sig, sql);
+  }
+  return sql;
+}
+
+/**
+ * Compare-and-set on several rows: each row is written only if it still has `expected.version`
+ * (the version is bumped); rows that write the same columns go in one statement, whatever their
+ * values. Returns the written rows in the order given; ConflictError when any row had changed.
  */
 export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]): Promise<Job[]> {
-  if (items.length <= 1) return Promise.all(items.map((i) => updateJob(tx, i.expected, i.data)));
-  const groups = new Map<string, { version: number; data: Prisma.JobUpdateManyMutationInput; ids: string[] }>();
-  for (const { expected, data } of items) {
-    const key = `${expected.version}\u0000${JSON.stringify(data, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}`;
-    const g = groups.get(key) ?? { version: expected.version, data, ids: [] };
-    g.ids.push(expected.id);
-    groups.set(key, g);
-  }
   const written = new Map<string, Job>();
+  const groups = new Map<string, { keys: string[]; rows: Record<string, string | number | null>[] }>();
+  for (const { expected, data } of items) {
+    const keys = Object.keys(data)
+      .filter((k) => (data as Record<string, unknown>)[k] !== undefined)
+      .sort();
+    const values = keys.map((k) => (WRITABLE[k] ? jsonValue((data as Record<string, unknown>)[k]) : undefined));
+    if (values.some((v) => v === undefined)) {
+      written.set(expected.id, await updateJobViaModel(tx, expected, data)); // a column or value this path does not write
+      continue;
+    }
+    const sig = keys.join(",");
+    const g = groups.get(sig) ?? { keys, rows: [] };
+    const row: Record<string, string | number | null> = { vid: expected.id, vver: expected.version };
+    values.forEach((v, i) => (row[`c${i}`] = v as string | null));
+    g.rows.push(row);
+    groups.set(sig, g);
+  }
   for (const g of groups.values()) {
-    const rows = await tx.job.updateManyAndReturn({
-      where: { id: { in: g.ids }, version: g.version },
-      data: { ...g.data, version: g.version + 1 },
-    });
+    const rows = await tx.$queryRawUnsafe<Job[]>(casStatement(g.keys), JSON.stringify(g.rows));
     for (const r of rows) written.set(r.id, r);
-    const missing = g.ids.find((id) => !written.has(id));
-    if (missing) throw new ConflictError(missing);
+    const missing = g.rows.find((r) => !written.has(r.vid as string));
+    if (missing) throw new ConflictError(missing.vid as string);
   }
   return items.map((i) => written.get(i.expected.id)!);
 }
 
 /** Compare-and-set: writes `data` only if the row still has `expected.version`; bumps the version. */
 export async function updateJob(tx: Tx, expected: Job, data: Prisma.JobUpdateManyMutationInput): Promise<Job> {
+  return (await updateJobs(tx, [{ expected, data }]))[0]!;
+}
+
+async function updateJobViaModel(tx: Tx, expected: Job, data: Prisma.JobUpdateManyMutationInput): Promise<Job> {
   const res = await tx.job.updateManyAndReturn({
     where: { id: expected.id, version: expected.version },
     data: { ...data, version: expected.version + 1 },

@@ -287,13 +287,15 @@ export class Worker {
     // progressIntervalMs and at every file boundary.
     let lastPush = 0;
     // Reports of one attempt go to the database strictly one after another (each waits for the one
-    // before it to commit), but the worker need not wait: a file's final report is committed while
-    // the next file is fetched (its bytes are already durable). Once a report fails, every later one
-    // fails with the same error (never TRANSFERRED over a file whose report was lost); a lost lease
-    // stops the attempt at once.
+    // before it to commit), but the worker need not wait for a file's final report: it is committed
+    // while the next file is fetched (its bytes are already durable). Each file still gets its own
+    // report, so subscribers see every file boundary. Once a report fails, every later one fails
+    // with the same error (never TRANSFERRED over a file whose report was lost); a lost lease stops
+    // the attempt at once.
+    type Report = { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean };
     let tail: Promise<unknown> = Promise.resolve();
     let failed: unknown = null;
-    const report = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }): Promise<unknown> => {
+    const report = (x: Report): Promise<unknown> => {
       const p = tail.then(() => {
         if (failed) throw failed;
         return send(x);
@@ -304,29 +306,28 @@ export class Worker {
       });
       return p;
     };
-    const send = (x: { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean }) => {
+    const send = (x: Report) => {
       let notify = false;
       let rate = 0;
       if (x.files) {
         const boundary = x.files.some((f) => f.transferred);
         notify = boundary || performance.now() - lastPush >= o.progressIntervalMs - 20;
         if (notify) {
-          rate = rateOf(jobBytes(x.files));
+          rate = rateOf(jobBytes);
           lastPush = performance.now();
         }
       }
       return reports.report(job.id, r.lease, { ...x, rate, notify });
     };
     let finished = false; // the last file's report moved the job to TRANSFERRED
-    let base = 0n; // bytes of the job's files other than the current one
-    const jobBytes = (fp: FileProgress[]) => base + (fp[0]?.bytesTransferred ?? 0n);
+    let jobBytes = files.reduce((sum, x) => sum + x.bytesTransferred, 0n); // as of the last checkpoint
+    let filesDone = files.filter((x) => x.transferred).length;
 
     const readyDirs = new Set<string>();
     try {
       for (const f of files) {
         if (f.transferred) continue;
         currentFile = f;
-        base = files.filter((x) => x !== f).reduce((s, x) => s + x.bytesTransferred, 0n);
         const tempPath = storage.tempPath(job.owner, f);
         // The destination's directory: created and checked for symbolic links once per attempt (the
         // files of a job often share one); completeJob checks every path again before its rename.
@@ -360,28 +361,31 @@ export class Worker {
             checkpoint: async (cp) => {
               if (r.stoppedState === "CANCELLED" || r.stoppedState === "ACKNOWLEDGED") return; // finished: nothing to keep
               if (cp.bytesTransferred > f.bytesTransferred) this.deps.onBytes?.(Number(cp.bytesTransferred - f.bytesTransferred));
+              jobBytes += cp.bytesTransferred - f.bytesTransferred;
               f.bytesTransferred = cp.bytesTransferred;
               const moved = !r.reason && state === "TRANSFERRING";
               // The job's last file is done: its final report also moves the job to TRANSFERRED and
               // gives the lease back (one write instead of two).
-              const last = cp.done && moved && files.every((x) => x === f || x.transferred);
+              const last = cp.done && moved && filesDone === files.length - 1;
+              const fp: FileProgress = {
+                id: f.id,
+                bytesTransferred: cp.bytesTransferred,
+                bytesTotal: cp.bytesTotal,
+                transferred: cp.done,
+                etag: cp.etag,
+                lastModified: cp.lastModified,
+                finalUrl: cp.finalUrl,
+              };
               const sent = report({
                 events: moved ? (last ? [{ type: "PROGRESS" }, { type: "ALL_FILES_DONE" }] : [{ type: "PROGRESS" }]) : [],
                 ...(last ? { release: true } : {}),
-                files: [
-                  {
-                    id: f.id,
-                    bytesTransferred: cp.bytesTransferred,
-                    bytesTotal: cp.bytesTotal,
-                    transferred: cp.done,
-                    etag: cp.etag,
-                    lastModified: cp.lastModified,
-                    finalUrl: cp.finalUrl,
-                  },
-                ],
+                files: [fp],
               });
               if (!cp.done || last) await sent; // else committed in the background (see `report`)
-              if (cp.done) f.transferred = true;
+              if (cp.done && !f.transferred) {
+                f.transferred = true;
+                filesDone++;
+              }
               if (last) finished = true;
             },
           },

@@ -1,5 +1,5 @@
 /**
- * Raw statements that return whole job rows (src/store/jobs.ts JOB_ROW_SQL, used by lockJobs) give
+ * Raw statements that return whole job rows (src/store/jobs.ts JOB_ROW_SQL: lockJobs, updateJobs, the claim) give
  * exactly what Prisma's model API gives for the same rows: same keys, same values, same types
  * (BigInt, Date, parsed JSON, null), on Postgres and on the embedded PGlite.
  */
@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { openDatabase, type Database } from "../../src/store/db.js";
-import { lockJobs } from "../../src/store/jobs.js";
+import { ConflictError, lockJobs, updateJobs } from "../../src/store/jobs.js";
 import { createTestDatabase } from "../helpers/db.js";
 
 async function compare(db: Database): Promise<void> {
@@ -64,22 +64,79 @@ async function compare(db: Database): Promise<void> {
   }
 }
 
-test("lockJobs rows equal the model API's rows (Postgres)", async () => {
+/** updateJobs' one-statement compare-and-set: every writable column, values per row, rows as the model API reads them. */
+async function compareUpdates(db: Database): Promise<void> {
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+  for (const id of ids) await db.prisma.job.create({ data: { id, type: "DOWNLOAD", displayName: id.slice(0, 8), owner: "carol" } });
+  const before = await db.prisma.job.findMany({ where: { id: { in: ids } }, orderBy: { id: "asc" } });
+  const at = new Date("2026-11-26T13:14:15.678Z");
+  const written = await db.prisma.$transaction((tx) =>
+    updateJobs(tx, [
+      // every column the fast path writes, with distinct values per row
+      ...before.slice(0, 2).map((b, i) => ({
+        expected: b,
+        data: {
+          state: i ? "ERROR" : "TRANSIENT_ERROR",
+          priority: "LOW",
+          errorContext: "GENERAL_TRANSPORT",
+          errorCode: `CODE_${i}`,
+          errorMessage: `message ${i} ✓`,
+          errorFileId: randomUUID(),
+          errorHttpStatus: 500 + i,
+          errorCount: 2 + i,
+          filesTotal: 10 + i,
+          filesTransferred: 3 + i,
+          bytesTotal: 2n ** 40n + BigInt(i),
+          bytesTransferred: 2n ** 33n + BigInt(i),
+          retryAt: new Date(at.getTime() + i),
+          noProgressSince: i ? null : at,
+          activeSince: null,
+          activeSeconds: 17 + i,
+          modifiedAt: at,
+          transferCompletedAt: null,
+          leaseHolder: i ? null : "h:1:x",
+          leaseExpiresAt: i ? null : at,
+        } as const,
+      })),
+      // a column the fast path does not write: through the model API, in the same call
+      { expected: before[2]!, data: { displayName: "renamed", modifiedAt: at } },
+    ]),
+  );
+  const after = await db.prisma.job.findMany({ where: { id: { in: ids } }, orderBy: { id: "asc" } });
+  assert.deepEqual(written, after, "the rows returned are the rows as stored");
+  assert.deepEqual(
+    after.map((a) => a.version),
+    before.map((b) => b.version + 1),
+    "every version bumped once",
+  );
+  assert.equal(after[1]!.bytesTotal, 2n ** 40n + 1n);
+  assert.equal(after[2]!.displayName, "renamed");
+  // A stale version is a conflict, and nothing of that transaction is written.
+  await assert.rejects(
+    db.prisma.$transaction((tx) => updateJobs(tx, [{ expected: after[0]!, data: { errorCount: 9 } }, { expected: before[1]!, data: { errorCount: 9 } }])),
+    (err: unknown) => err instanceof ConflictError && err.jobId === before[1]!.id,
+  );
+  assert.equal((await db.prisma.job.findUnique({ where: { id: after[0]!.id } }))!.errorCount, after[0]!.errorCount);
+}
+
+test("lockJobs and updateJobs rows equal the model API's rows (Postgres)", async () => {
   const t = await createTestDatabase();
   const db = await openDatabase({ databaseUrl: t.url, dataDir: "", migrate: false });
   try {
     await compare(db);
+    await compareUpdates(db);
   } finally {
     await db.close();
     await t.drop();
   }
 });
 
-test("lockJobs rows equal the model API's rows (embedded PGlite)", async () => {
+test("lockJobs and updateJobs rows equal the model API's rows (embedded PGlite)", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "haul-rows-"));
   const db = await openDatabase({ databaseUrl: null, dataDir: dir });
   try {
     await compare(db);
+    await compareUpdates(db);
   } finally {
     await db.close();
     fs.rmSync(dir, { recursive: true, force: true });
