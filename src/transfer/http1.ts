@@ -77,6 +77,28 @@ const MAX_IDLE_PER_ORIGIN = 64;
 const IDLE_MS = 30_000;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
+/**
+ * A read buffer. Body bytes leave it as views; once it is full (`retired`) and every view of it has
+ * been written (`pending` 0), it goes back to a small shared pool instead of to the garbage
+ * collector, so a long download reuses a few slabs instead of allocating one per 512 KiB (which
+ * made the peak resident size grow with the file size).
+ */
+class Slab {
+  fill = 0;
+  pending = 0;
+  retired = false;
+  constructor(readonly buf: Buffer) {}
+  release(): void {
+    if (--this.pending === 0 && this.retired) giveSlab(this.buf);
+  }
+}
+const freeSlabs: Buffer[] = [];
+const MAX_FREE_SLABS = 8;
+const takeSlab = () => new Slab(freeSlabs.pop() ?? Buffer.allocUnsafe(SLAB));
+function giveSlab(b: Buffer): void {
+  if (freeSlabs.length < MAX_FREE_SLABS) freeSlabs.push(b);
+}
+
 type Framing = { kind: "none" } | { kind: "length"; remaining: number } | { kind: "chunked" } | { kind: "close" };
 
 const pools = new WeakMap<object, Map<string, Conn[]>>();
@@ -97,8 +119,7 @@ class Conn {
   /** completed exchanges on this connection */
   served = 0;
   dead = false;
-  private slab = Buffer.allocUnsafe(SLAB);
-  private fill = 0;
+  private slab = takeSlab();
   private idleTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -113,19 +134,22 @@ class Conn {
       ...(lookup ? { lookup } : {}),
       onread: {
         // Reads land in the current slab after what earlier reads left there; views of earlier
-        // bytes stay valid (a slab is never written twice), so the body needs no copy.
+        // bytes stay valid (a slab is not read into again until they are written), so the body
+        // needs no copy.
         buffer: () => {
-          if (this.slab.length - this.fill < MIN_READ) {
-            this.slab = Buffer.allocUnsafe(SLAB);
-            this.fill = 0;
+          const slab = this.slab;
+          if (slab.buf.length - slab.fill < MIN_READ) {
+            slab.retired = true;
+            if (slab.pending === 0) giveSlab(slab.buf);
+            this.slab = takeSlab();
           }
           // a throttled body reads in small pieces (its high-water mark), so the limit stays smooth
-          return this.slab.subarray(this.fill, this.fill + (this.exchange?.readCap ?? SLAB));
+          return this.slab.buf.subarray(this.slab.fill, this.slab.fill + (this.exchange?.readCap ?? SLAB));
         },
         callback: (n: number, buf: Uint8Array) => {
-          this.fill += n;
+          this.slab.fill += n;
           const chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
-          if (this.exchange) this.exchange.feed(chunk);
+          if (this.exchange) this.exchange.feed(chunk, this.slab);
           else this.kill(); // bytes nobody asked for: never reuse this connection
           return true;
         },
@@ -192,6 +216,9 @@ class Exchange {
   private line: Buffer | null = null;
   // body delivery
   private queue: Buffer[] = [];
+  /** the slab of each queued view (null: not a slab's bytes, e.g. a reassembled header) */
+  private slabs: (Slab | null)[] = [];
+  private current: Slab | null = null;
   private queued = 0;
   private highWater = 1 << 20;
   /** the most one socket read may return (the consumer's high-water mark, at most the slab) */
@@ -224,7 +251,8 @@ class Exchange {
     return this.received === 0;
   }
 
-  feed(chunk: Buffer): void {
+  feed(chunk: Buffer, slab: Slab | null = null): void {
+    this.current = slab;
     this.received += chunk.length;
     try {
       while (chunk.length > 0) {
@@ -380,6 +408,7 @@ class Exchange {
       },
       discard: () => {
         this.queue = [];
+        this.slabs = [];
         this.queued = 0;
         // complete by its framing: the connection is already back in the pool; else close it
         if (this.state !== "done") this.fail(new Error("response discarded"));
@@ -389,6 +418,9 @@ class Exchange {
   }
 
   private deliver(view: Buffer): void {
+    const slab = this.current && view.buffer === this.current.buf.buffer ? this.current : null;
+    if (slab) slab.pending++;
+    this.slabs.push(slab);
     this.queue.push(view);
     this.queued += view.length;
     this.onChunk?.();
@@ -407,14 +439,18 @@ class Exchange {
       return;
     }
     const batch = this.queue;
+    const slabs = this.slabs;
     const bytes = this.queued;
     this.queue = [];
+    this.slabs = [];
     this.queued = 0;
     if (this.state === "body" && this.conn.socket.isPaused()) this.conn.socket.resume();
     this.writing = true;
     this.sink(batch, bytes).then(
       () => {
         this.writing = false;
+        // the sink is done with these bytes: their slabs may be read into again
+        for (const s of slabs) s?.release();
         this.pump();
       },
       (err) => {
