@@ -70,6 +70,10 @@ interface PendingReport {
   reject: (err: unknown) => void;
 }
 
+/** While busy, a group commit waits LINGER_MS for more reports if fewer than LINGER_BELOW are queued. */
+const LINGER_MS = 4; // 0, 4 and 8 compared at 2,000 files: docs/performance.md
+const LINGER_BELOW = 16;
+
 /** Reports per group commit (more wait for the next one). */
 const MAX_BATCH = 64;
 
@@ -167,11 +171,16 @@ export function createReports(deps: ReportDeps) {
   // ---- group commit of the transfers' reports ---------------------------------------------------
   const queue: PendingReport[] = [];
   let flushing = false;
+  let lastBatch = 0;
 
   /** One flush at a time; whatever queued meanwhile goes into the next one. */
   async function drain(): Promise<void> {
     try {
       while (queue.length) {
+        // Busy (the last flush carried several reports) and few queued: wait a moment for the
+        // reports that concurrent transfers are about to make, so that one transaction's fixed
+        // statements serve more of them. Nobody waits on a file's report but for a job's last.
+        if (lastBatch > 1 && queue.length < LINGER_BELOW) await new Promise((r) => setTimeout(r, LINGER_MS));
         // A job's reports are sequential (its transfer awaits each), but never put two of one job in
         // one batch: the second waits for the next flush.
         const batch: PendingReport[] = [];
@@ -186,6 +195,7 @@ export function createReports(deps: ReportDeps) {
           batch.push(p);
           queue.splice(i, 1);
         }
+        lastBatch = batch.length;
         await flushReports(batch);
       }
     } finally {
