@@ -315,7 +315,6 @@ class Exchange {
     else if (te !== undefined) {
       const codings = te.toLowerCase().split(",").map((s) => s.trim());
       this.framing = codings[codings.length - 1] === "chunked" ? { kind: "chunked" } : { kind: "close" };
-      if (cl !== undefined) this.framing = { kind: "close" }; // both: never trust either for reuse
     } else if (cl !== undefined) {
       const values = cl.split(",").map((s) => s.trim());
       if (!values.every((v) => /^\d{1,15}$/.test(v)) || values.some((v) => v !== values[0])) {
@@ -324,8 +323,12 @@ class Exchange {
       this.framing = { kind: "length", remaining: Number(values[0]) };
       if (values.length > 1) headers["content-length"] = values[0]!;
     } else this.framing = { kind: "close" };
+    // With both Transfer-Encoding and Content-Length, the first wins and the connection must be
+    // closed afterwards (RFC 9112 section 6.3).
     this.keepAlive =
-      this.framing.kind !== "close" && (minor === 1 ? !/(^|,)\s*close\s*(,|$)/.test(conn) : /(^|,)\s*keep-alive\s*(,|$)/.test(conn));
+      this.framing.kind !== "close" &&
+      !(te !== undefined && cl !== undefined) &&
+      (minor === 1 ? !/(^|,)\s*close\s*(,|$)/.test(conn) : /(^|,)\s*keep-alive\s*(,|$)/.test(conn));
     this.state = "body";
     this.headResolve(this.response(status, headers));
     if (this.framing.kind === "none" || (this.framing.kind === "length" && this.framing.remaining === 0)) this.finish();

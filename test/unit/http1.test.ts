@@ -280,3 +280,11 @@ test("request headers: invalid characters are refused before anything is sent; U
   await readAll(await request(new URL(`${u.toString()}h`), {}, { scope: scope() }));
   assert.match(s.requests[0]!, new RegExp(`\\r\\nAuthorization: Basic ${Buffer.from("us er:p:w").toString("base64")}`));
 });
+
+test("Transfer-Encoding and Content-Length together: chunked wins, and the connection is not reused (RFC 9112 6.3)", async () => {
+  const s = await serve({ answer: (_r, sock) => sock.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n") });
+  const sc = scope();
+  assert.equal((await readAll(await request(new URL(`${s.url}/te`), {}, { scope: sc }))).toString(), "abc");
+  assert.equal((await readAll(await request(new URL(`${s.url}/te`), {}, { scope: sc }))).toString(), "abc");
+  assert.equal(s.connections(), 2);
+});
