@@ -12,7 +12,7 @@
 // one temporary file at once.
 import type { Job } from "../generated/prisma/client.js";
 import type { Tx } from "./events.js";
-import { JOB_ROW_SQL } from "./jobs.js";
+import { jobRowSql } from "./jobs.js";
 
 export interface Claimed {
   id: string;
@@ -50,7 +50,7 @@ export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeco
             lease_token = j.lease_token + 1
        FROM picked
       WHERE j.id = picked.id
-  RETURNING ${JOB_ROW_SQL.replace(/(^|, )([a-z_]+)/g, "$1j.$2")},
+  RETURNING ${jobRowSql("j")},
             picked.previous_holder AS "previousHolder"`,
     holder,
     limit,

@@ -16,68 +16,20 @@ export async function lockJob(tx: Tx, id: string): Promise<Job | null> {
 }
 
 /**
- * Every column of the Job model as Prisma names and types it, for raw statements that return whole
- * rows: enums and uuids as text; int8, timestamptz and json come back as BigInt, Date and objects,
- * as from the model API (test/integration/job-rows.test.ts compares the two).
+ * Every column of the Job model: Prisma's field name -> SQL column and SQL type. Keyed by the model's
+ * fields, so a column added to the model without an entry here fails to compile.
  */
-export const JOB_ROW_SQL = [
-  `id::text AS "id"`,
-  `type::text AS "type"`,
-  `display_name AS "displayName"`,
-  `description`,
-  `priority::text AS "priority"`,
-  `state::text AS "state"`,
-  `owner`,
-  `minimum_retry_delay AS "minimumRetryDelay"`,
-  `no_progress_timeout AS "noProgressTimeout"`,
-  `maximum_download_time AS "maximumDownloadTime"`,
-  `error_context::text AS "errorContext"`,
-  `error_code AS "errorCode"`,
-  `error_message AS "errorMessage"`,
-  `error_file_id::text AS "errorFileId"`,
-  `error_http_status AS "errorHttpStatus"`,
-  `error_count AS "errorCount"`,
-  `files_total AS "filesTotal"`,
-  `files_transferred AS "filesTransferred"`,
-  `bytes_total AS "bytesTotal"`,
-  `bytes_transferred AS "bytesTransferred"`,
-  `retry_at AS "retryAt"`,
-  `no_progress_since AS "noProgressSince"`,
-  `active_since AS "activeSince"`,
-  `active_seconds AS "activeSeconds"`,
-  `created_at AS "createdAt"`,
-  `modified_at AS "modifiedAt"`,
-  `transfer_completed_at AS "transferCompletedAt"`,
-  `version`,
-  `max_bytes_per_second AS "maxBytesPerSecond"`,
-  `http_headers AS "httpHeaders"`,
-  `http_credentials AS "httpCredentials"`,
-  `lease_holder AS "leaseHolder"`,
-  `lease_expires_at AS "leaseExpiresAt"`,
-  `lease_token AS "leaseToken"`,
-].join(", ");
-
-/**
- * Locks several job rows (in id order: concurrent batches never deadlock) and reads them, in one
- * statement (the lock of every command and every group commit of the worker's reports).
- */
-export async function lockJobs(tx: Tx, ids: readonly string[]): Promise<Map<string, Job>> {
-  if (ids.length === 0) return new Map();
-  const rows = await tx.$queryRawUnsafe<Job[]>(
-    `SELECT ${JOB_ROW_SQL} FROM job WHERE id IN (SELECT json_array_elements_text($1::json)::uuid) ORDER BY id FOR UPDATE`,
-    JSON.stringify(ids),
-  );
-  return new Map(rows.map((r) => [r.id, r]));
-}
-
-/**
- * Job columns that the state machine, the reports and the commands write, with their SQL column and
- * type, for the one-statement compare-and-set below. A write with any other column (or a Prisma
- * operation instead of a value) goes through the model API.
- */
-const WRITABLE: Record<string, { col: string; type: string }> = {
-  state: { col: "state", type: `"JobState"` },
+const JOB_COLUMNS: Record<keyof Job, { col: string; type: string }> = {
+  id: { col: "id", type: "uuid" },
+  type: { col: "type", type: `"JobType"` },
+  displayName: { col: "display_name", type: "text" },
+  description: { col: "description", type: "text" },
   priority: { col: "priority", type: `"JobPriority"` },
+  state: { col: "state", type: `"JobState"` },
+  owner: { col: "owner", type: "text" },
+  minimumRetryDelay: { col: "minimum_retry_delay", type: "int" },
+  noProgressTimeout: { col: "no_progress_timeout", type: "int" },
+  maximumDownloadTime: { col: "maximum_download_time", type: "int" },
   errorContext: { col: "error_context", type: `"ErrorContext"` },
   errorCode: { col: "error_code", type: "text" },
   errorMessage: { col: "error_message", type: "text" },
@@ -92,11 +44,70 @@ const WRITABLE: Record<string, { col: string; type: string }> = {
   noProgressSince: { col: "no_progress_since", type: "timestamptz" },
   activeSince: { col: "active_since", type: "timestamptz" },
   activeSeconds: { col: "active_seconds", type: "int" },
+  createdAt: { col: "created_at", type: "timestamptz" },
   modifiedAt: { col: "modified_at", type: "timestamptz" },
   transferCompletedAt: { col: "transfer_completed_at", type: "timestamptz" },
+  version: { col: "version", type: "int" },
+  maxBytesPerSecond: { col: "max_bytes_per_second", type: "bigint" },
+  httpHeaders: { col: "http_headers", type: "jsonb" },
+  httpCredentials: { col: "http_credentials", type: "jsonb" },
   leaseHolder: { col: "lease_holder", type: "text" },
   leaseExpiresAt: { col: "lease_expires_at", type: "timestamptz" },
+  leaseToken: { col: "lease_token", type: "bigint" },
 };
+
+/**
+ * The select list of a whole job row as Prisma names and types it, for raw statements that return
+ * whole rows (`alias`: the table's name or alias in that statement): enums and uuids as text; int8,
+ * timestamptz and json come back as BigInt, Date and objects, as from the model API
+ * (test/integration/job-rows.test.ts compares the two).
+ */
+export function jobRowSql(alias: string): string {
+  return Object.entries(JOB_COLUMNS)
+    .map(([field, { col, type }]) => `${alias}.${col}${type === "uuid" || type.startsWith(`"`) ? "::text" : ""} AS "${field}"`)
+    .join(", ");
+}
+
+/**
+ * Locks several job rows (in id order: concurrent batches never deadlock) and reads them, in one
+ * statement (the lock of every command and every group commit of the worker's reports).
+ */
+export async function lockJobs(tx: Tx, ids: readonly string[]): Promise<Map<string, Job>> {
+  if (ids.length === 0) return new Map();
+  const rows = await tx.$queryRawUnsafe<Job[]>(
+    `SELECT ${jobRowSql("job")} FROM job WHERE id IN (SELECT json_array_elements_text($1::json)::uuid) ORDER BY id FOR UPDATE`,
+    JSON.stringify(ids),
+  );
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+/**
+ * Job columns that the state machine, the reports and the commands write, for the one-statement
+ * compare-and-set below. A write with any other column (or a Prisma operation instead of a value)
+ * goes through the model API.
+ */
+const WRITABLE = new Set<string>([
+  "state",
+  "priority",
+  "errorContext",
+  "errorCode",
+  "errorMessage",
+  "errorFileId",
+  "errorHttpStatus",
+  "errorCount",
+  "filesTotal",
+  "filesTransferred",
+  "bytesTotal",
+  "bytesTransferred",
+  "retryAt",
+  "noProgressSince",
+  "activeSince",
+  "activeSeconds",
+  "modifiedAt",
+  "transferCompletedAt",
+  "leaseHolder",
+  "leaseExpiresAt",
+] satisfies (keyof Job)[]);
 
 /** The value as JSON text for a WRITABLE column; undefined when it is not a plain value. */
 function jsonValue(v: unknown): string | null | undefined {
@@ -114,12 +125,15 @@ function casStatement(keys: readonly string[]): string {
   const sig = keys.join(",");
   let sql = casStatements.get(sig);
   if (!sql) {
-    const sets = keys.map((k, i) => `${WRITABLE[k]!.col} = v.c${i}::${WRITABLE[k]!.type}`);
+    const sets = keys.map((k, i) => {
+      const { col, type } = JOB_COLUMNS[k as keyof Job];
+      return `${col} = v.c${i}::${type}`;
+    });
     const cols = keys.map((_k, i) => `c${i} text`);
     sql =
       `UPDATE job SET ${[...sets, "version = job.version + 1"].join(", ")} ` +
       `FROM json_to_recordset($1::json) AS v(vid uuid, vver int${cols.length ? ", " : ""}${cols.join(", ")}) ` +
-      `WHERE job.id = v.vid AND job.version = v.vver RETURNING ${JOB_ROW_SQL.replace(/(^|, )([a-z_]+)/g, "$1job.$2")}`;
+      `WHERE job.id = v.vid AND job.version = v.vver RETURNING ${jobRowSql("job")}`;
     if (casStatements.size < 256) casStatements.set(sig, sql);
   }
   return sql;
@@ -137,7 +151,7 @@ export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: 
     const keys = Object.keys(data)
       .filter((k) => (data as Record<string, unknown>)[k] !== undefined)
       .sort();
-    const values = keys.map((k) => (WRITABLE[k] ? jsonValue((data as Record<string, unknown>)[k]) : undefined));
+    const values = keys.map((k) => (WRITABLE.has(k) ? jsonValue((data as Record<string, unknown>)[k]) : undefined));
     if (values.some((v) => v === undefined)) {
       written.set(expected.id, await updateJobViaModel(tx, expected, data)); // a column or value this path does not write
       continue;

@@ -1,5 +1,5 @@
 /**
- * Raw statements that return whole job rows (src/store/jobs.ts JOB_ROW_SQL: lockJobs, updateJobs, the claim) give
+ * Raw statements that return whole job rows (src/store/jobs.ts jobRowSql: lockJobs, updateJobs, the claim) give
  * exactly what Prisma's model API gives for the same rows: same keys, same values, same types
  * (BigInt, Date, parsed JSON, null), on Postgres and on the embedded PGlite.
  */
