@@ -15,6 +15,8 @@ export interface Config {
   maxFilesPerJob: number;
   /** Postgres pool size (real Postgres only). */
   dbPoolSize: number;
+  /** Recurring statements as named prepared statements (real Postgres only). */
+  dbPreparedStatements: boolean;
   /** Apply pending migrations at start (always on for the embedded database). */
   migrateOnStart: boolean;
   /** GraphiQL in the browser at /graphql. */
@@ -106,6 +108,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     retryDelayFloorSeconds: int(env, "HAUL_RETRY_DELAY_FLOOR", DEFAULTS.retryDelayFloorSeconds, 0, 86_400),
     maxFilesPerJob: int(env, "HAUL_MAX_FILES_PER_JOB", DEFAULTS.maxFilesPerJob, 1, 100_000),
     dbPoolSize: int(env, "HAUL_DB_POOL_SIZE", 10, 1, 1000),
+    dbPreparedStatements: bool(env, "HAUL_DB_PREPARED_STATEMENTS", true),
     migrateOnStart: bool(env, "HAUL_MIGRATE_ON_START", true),
     graphiql: bool(env, "HAUL_GRAPHIQL", true),
     logLevel,

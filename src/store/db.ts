@@ -35,6 +35,38 @@ export interface OpenOptions {
   logger?: Logger;
   /** Called with every SQL statement Prisma sends (tests count them). */
   onQuery?: (sql: string) => void;
+  /**
+   * Postgres: send statements that recur as named prepared statements (parsed and planned once per
+   * connection). Default true; turn off behind a pooler that cannot keep them (PgBouncer in
+   * transaction mode before 1.21).
+   */
+  preparedStatements?: boolean;
+}
+
+/**
+ * Names for Prisma's statements, so that a statement sent again on a connection skips Postgres'
+ * parse and plan. Only a text seen NAME_AFTER times gets a name (a one-off never costs a backend a
+ * cached plan), and at most MAX_NAMED texts ever do (statements whose text varies, e.g. an IN list
+ * of n parameters, cannot fill the backends' memory). A name stands for exactly one text in this
+ * process, as node-postgres requires.
+ */
+export function statementNamer(maxNamed = 512, nameAfter = 3): (q: { sql: string }) => string | undefined {
+  const named = new Map<string, string>();
+  let seen = new Map<string, number>();
+  return (q) => {
+    const name = named.get(q.sql);
+    if (name !== undefined || named.size >= maxNamed) return name;
+    const n = (seen.get(q.sql) ?? 0) + 1;
+    if (n < nameAfter) {
+      if (seen.size >= 4 * maxNamed) seen = new Map(); // forget rare texts now and then
+      seen.set(q.sql, n);
+      return undefined;
+    }
+    seen.delete(q.sql);
+    const fresh = `haul_${named.size}`;
+    named.set(q.sql, fresh);
+    return fresh;
+  };
 }
 
 /** Serialises migrations between processes sharing one Postgres. */
@@ -55,7 +87,10 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
   if (opts.migrate !== false) await migratePostgres(url, opts.logger);
   const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 10 });
   pool.on("error", (err) => opts.logger?.warn({ err }, "idle Postgres connection failed"));
-  const prisma = makeClient(new PrismaPg(pool), opts.onQuery);
+  // (typed as returning a string; undefined is passed on to node-postgres as "unnamed")
+  const namer = statementNamer() as (q: { sql: string }) => string;
+  const adapter = new PrismaPg(pool, opts.preparedStatements === false ? undefined : { statementNameGenerator: namer });
+  const prisma = makeClient(adapter, opts.onQuery);
   const listeners: pg.Client[] = [];
   return {
     kind: "postgres",
