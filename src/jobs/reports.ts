@@ -285,13 +285,16 @@ export function createReports(deps: ReportDeps) {
 
   return {
     /**
-     * Claims up to `limit` runnable jobs and moves each to CONNECTING (TRANSIENT_ERROR jobs first
-     * back to QUEUED: RETRY_DUE), all in ONE transaction with all their events.
+     * Claims runnable jobs and moves each to CONNECTING (TRANSIENT_ERROR jobs first back to QUEUED:
+     * RETRY_DUE), all in ONE transaction with all their events. Each portion claims up to `limit`
+     * jobs of rank `maxPriorityRank` or better (0 = FOREGROUND only), in the order given: the
+     * worker's tick claims the FOREGROUND jobs and its free slots' worth in one transaction.
      */
-    async claim(holder: string, limit: number, leaseSeconds: number, maxPriorityRank = 3): Promise<ClaimedJob[]> {
-      if (limit <= 0) return [];
+    async claim(holder: string, leaseSeconds: number, portions: readonly { limit: number; maxPriorityRank: number }[]): Promise<ClaimedJob[]> {
+      if (!portions.some((x) => x.limit > 0)) return [];
       return transact(async (tx) => {
-        const claimed = await claimJobs(tx, holder, limit, leaseSeconds, maxPriorityRank);
+        const claimed = [];
+        for (const x of portions) claimed.push(...(await claimJobs(tx, holder, x.limit, leaseSeconds, x.maxPriorityRank)));
         if (claimed.length === 0) return [];
         const rows = claimed.map((c) => c.job);
         const files = await tx.file.findMany({ where: { jobId: { in: claimed.map((c) => c.id) } }, orderBy: [{ jobId: "asc" }, { position: "asc" }] });

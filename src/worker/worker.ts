@@ -190,37 +190,35 @@ export class Worker {
       this.checkMaxDownloadTime();
     }
     if (this.stopped) return;
-    // FOREGROUND jobs always run.
-    const fg = await reports.claim(this.holder, 64, o.leaseSeconds, 0);
-    for (const c of fg) this.run(c);
-    // Then fill the free slots, highest priority first.
+    // FOREGROUND jobs always run (they take no slot); then the free slots are filled, highest
+    // priority first: both in one claim transaction. With no free slot, a waiting job of a better
+    // priority may pre-empt a running one.
+    const FOREGROUND = { limit: 64, maxPriorityRank: 0 };
     const background = [...this.running.values()].filter((r) => r.job.priority !== "FOREGROUND").length;
-    let free = o.maxTransfers - background;
-    if (free <= 0) {
-      free = await this.preempt();
-    }
-    if (free > 0 && !this.stopped) {
-      const claimed = await reports.claim(this.holder, free, o.leaseSeconds);
-      for (const c of claimed) this.run(c);
+    const free = o.maxTransfers - background;
+    if (free > 0) {
+      for (const c of await reports.claim(this.holder, o.leaseSeconds, [FOREGROUND, { limit: free, maxPriorityRank: 3 }])) this.run(c);
+    } else {
+      for (const c of await reports.claim(this.holder, o.leaseSeconds, [FOREGROUND])) this.run(c);
+      if (!this.stopped) await this.preempt();
     }
   }
 
   /**
-   * No free slot: if a waiting job outranks the lowest-priority running one, that one yields.
-   * Returns the number of slots the caller may claim for (only jobs of a better priority).
+   * No free slot: if a waiting job outranks the lowest-priority running one, the waiting one is
+   * claimed (into the slot) and the running one yields.
    */
-  private async preempt(): Promise<number> {
+  private async preempt(): Promise<void> {
     const running = [...this.running.values()].filter((r) => r.job.priority !== "FOREGROUND" && !r.reason);
-    if (running.length === 0) return 0;
+    if (running.length === 0) return;
     const worst = running.reduce((a, b) => (PRIORITY_RANK[a.job.priority]! >= PRIORITY_RANK[b.job.priority]! ? a : b));
     const worstRank = PRIORITY_RANK[worst.job.priority]!;
-    if (worstRank === 0) return 0;
+    if (worstRank === 0) return;
     // Is anything better waiting? Claim it directly: one slot, ranks strictly better than the worst.
-    const better = await this.deps.reports.claim(this.holder, 1, this.deps.options.leaseSeconds, worstRank - 1);
-    if (better.length === 0) return 0;
+    const better = await this.deps.reports.claim(this.holder, this.deps.options.leaseSeconds, [{ limit: 1, maxPriorityRank: worstRank - 1 }]);
+    if (better.length === 0) return;
     this.abort(worst, "preempted");
     for (const c of better) this.run(c);
-    return 0;
   }
 
   private checkMaxDownloadTime(): void {
@@ -353,8 +351,11 @@ export class Worker {
             checkpointFraction: 25, // a crash costs at most about 4% of a file (or 1 MiB)
             policy: o.policy,
             onConnected: async () => {
+              // Queued, not awaited: the body streams while CONNECTING -> TRANSFERRING commits. The
+              // report chain still commits it before any later report of this attempt, and if it
+              // fails every later report fails too (the job never moves on without it).
               if (state === "CONNECTING") {
-                await report({ events: [{ type: "CONNECTED" }] });
+                void report({ events: [{ type: "CONNECTED" }] });
                 state = "TRANSFERRING";
               }
             },
