@@ -40,18 +40,19 @@ import {
   toolVersion,
 } from "./lib.js";
 
-const POLL_MS = 50;
 /**
- * The many-files scenario polls two job counts; every 250 ms rather than 50, since its time comes
- * from the server's transferCompletedAt (not from when a poll saw it) and the polls would otherwise
- * take CPU from the transfers they measure (aria2c is not polled).
+ * How often the bench asks haul whether a job is done: every 250 ms, since the time measured comes
+ * from the server's transferCompletedAt (not from when a poll saw it), and polls every 50 ms took
+ * CPU from the transfers they measure (curl and aria2c are not polled). Both scenarios.
  */
-const MANY_POLL_MS = 250;
+const POLL_MS = 250;
+const MANY_POLL_MS = POLL_MS;
 
 // ---- driving haul over GraphQL ---------------------------------------------------------------------
 
 const CREATE = `mutation($input: CreateJobInput!) { createJob(input: $input) { job { id owner } } }`;
 const RESUME = `mutation($id: ID!) { resumeJob(id: $id) { job { id state } } }`;
+const RESUME_MANY = `mutation($ids: [ID!]!) { resumeJobs(ids: $ids) { job { id state } } }`;
 const COMPLETE = `mutation($id: ID!) { completeJob(id: $id) { job { id state } warnings } }`;
 
 const owners = new Map<HaulChild, string>();
@@ -85,9 +86,9 @@ async function pool<T, R>(items: T[], limit: number, fn: (x: T, i: number) => Pr
 }
 
 /**
- * Resumes the job and polls `job(id){state}` every 50 ms until TRANSFERRED. Returns the time from
+ * Resumes the job and polls `job(id){state}` every POLL_MS until TRANSFERRED. Returns the time from
  * the resume request to TRANSFERRED: the job's transferCompletedAt (the server's clock, the same
- * machine's) minus the moment the resume was sent, so the 50 ms poll does not blur it; and the time
+ * machine's) minus the moment the resume was sent, so the poll's period does not blur it; and the time
  * the poll saw it.
  */
 async function resumeAndWait(h: HaulChild, id: string, timeoutMs: number, profile?: { dir: string | null; label: string }): Promise<{ ms: number; observedMs: number }> {
@@ -182,7 +183,7 @@ async function largeRounds(
     fs.rmSync(final);
     runs.haul.push(run.ms);
     opts.log(
-      `${label} haul run ${i + 1}: ${fmtRate(size / run.ms)} (${run.ms.toFixed(0)} ms to TRANSFERRED; the 50 ms poll saw it at ${run.observedMs.toFixed(0)} ms; ` +
+      `${label} haul run ${i + 1}: ${fmtRate(size / run.ms)} (${run.ms.toFixed(0)} ms to TRANSFERRED; the poll saw it at ${run.observedMs.toFixed(0)} ms; ` +
         `haul CPU ${runs.haulCpu[i]} ms)`,
     );
   }
@@ -415,7 +416,11 @@ async function manyFiles(opts: BenchOptions): Promise<Row[]> {
       const h0 = process.hrtime.bigint();
       const t0 = Date.now();
       const p0 = performance.now();
-      await Promise.all(ids.map((id) => h.gql(RESUME, { id })));
+      // One resumeJobs call for the 100 jobs, as aria2c gets its whole list at once.
+      const resumed = await h.gql<{ resumeJobs: ({ job: { state: string } | null } | null)[] }>(RESUME_MANY, { ids });
+      if (resumed.resumeJobs.length !== ids.length || resumed.resumeJobs.some((x) => !x?.job)) {
+        throw new Error(`resumeJobs: ${JSON.stringify(resumed.resumeJobs.filter((x) => !x?.job).slice(0, 3))}`);
+      }
       const deadline = Date.now() + 300_000;
       for (;;) {
         const d = await h.gql<{ done: { totalCount: number }; failed: { totalCount: number } }>(
@@ -464,7 +469,7 @@ async function manyFiles(opts: BenchOptions): Promise<Row[]> {
         note:
           `HAUL_MAX_TRANSFERS=${concurrency} (fair against aria2c -j ${concurrency}: 16 connections each); median of ${ariaMs.length} aria2c runs ` +
           `(${ariaMs.map((m) => ((fileCount * 1000) / m).toFixed(0)).join(", ")} files/s) and ${haulMs.length} haul runs ` +
-          `(${haulMs.map((m) => ((fileCount * 1000) / m).toFixed(0)).join(", ")} files/s), interleaved; haul: first resumeJob sent to the last transferCompletedAt; ` +
+          `(${haulMs.map((m) => ((fileCount * 1000) / m).toFixed(0)).join(", ")} files/s), interleaved; haul: one resumeJobs call for every job sent to the last transferCompletedAt; ` +
           `haul persisted every transition: ${p.events} job events and ~${p.writes} write transactions in the last run ` +
           `(${(p.writes / p.files).toFixed(2)} per file; xid delta, cluster-wide); CPU per file (median, user + system): aria2c ${(median(ariaCpu) / fileCount).toFixed(2)} ms, ` +
           `haul ${(median(persisted.map((x) => x.cpuMs)) / fileCount).toFixed(2)} ms (all threads, incl. answering the bench's polls) ` +
