@@ -4,9 +4,9 @@
 // after commit, poke the feed. Every report from a transfer carries its lease and is fenced: a worker
 // that lost its lease gets LeaseLostError and writes nothing.
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
-import { decide, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
-import { appendEvents, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
-import { lockJobs, updateJob, updateJobs } from "../store/jobs.js";
+import { decide, FINAL_STATES, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
+import { appendEvents, appendEventsSql, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
+import { jobFromDriverRow, jobRowSql, updateJob, updateJobs, updateJobsScript } from "../store/jobs.js";
 import {
   claimJobs,
   expiredActiveJobs,
@@ -16,7 +16,7 @@ import {
   releaseLease,
   LeaseLostError,
 } from "../store/claim.js";
-import type { PrismaClient } from "../store/db.js";
+import { sqlLiteral, type Database, type ScriptTx } from "../store/db.js";
 import { applyPatch, patchToData, snapshotOf } from "./transition.js";
 import { PROGRESS_CHANNEL, progressMessageOf } from "../events/progress.js";
 import type { FileStorage } from "../files/storage.js";
@@ -47,7 +47,8 @@ export interface FileProgress {
 }
 
 export interface ReportDeps {
-  prisma: PrismaClient;
+  /** the database: Prisma for claims and sweeps, driver transactions for the group commit */
+  db: Pick<Database, "prisma" | "transaction">;
   /** to delete the temporary files of jobs the sweep cancels (the server always passes it) */
   storage?: FileStorage;
   afterCommit?: (seq: bigint) => void;
@@ -60,12 +61,19 @@ export interface ReportInput {
   release?: boolean;
   rate?: number;
   notify?: boolean;
+  /**
+   * Nobody waits for this report (a finished file that is not the job's last, CONNECTED while the
+   * body streams): it may wait up to LAZY_MS for other reports to share its transaction. Anything
+   * urgent queued meanwhile (or `hurry`) takes it along at once.
+   */
+  lazy?: boolean;
 }
 
 interface PendingReport {
   jobId: string;
   lease: Lease;
   r: ReportInput;
+  at: number;
   resolve: (job: Job) => void;
   reject: (err: unknown) => void;
 }
@@ -73,14 +81,21 @@ interface PendingReport {
 /** While busy, a group commit waits LINGER_MS for more reports if fewer than LINGER_BELOW are queued. */
 const LINGER_MS = 4; // 0, 4 and 8 compared at 2,000 files: docs/performance.md
 const LINGER_BELOW = 16;
+/** Each statement of a group commit (its lock waits included) fails after this long. */
+const FLUSH_TIMEOUT_MS = 15_000;
+/** How long a lazy report may wait for company (see ReportInput.lazy). */
+const LAZY_MS = 25;
 
 /** Reports per group commit (more wait for the next one). */
 const MAX_BATCH = 64;
 
 const SYSTEM = null; // the actor of worker-driven events: the service itself
 
+/** The final states as an SQL list (a finished job is read-only, even for its lease holder). */
+const FINAL_SQL = [...FINAL_STATES].map((x) => `'${x}'`).join(", ");
+
 export function createReports(deps: ReportDeps) {
-  const { prisma } = deps;
+  const { prisma } = deps.db;
   const now = deps.now ?? (() => new Date());
 
   function transact<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -107,17 +122,21 @@ export function createReports(deps: ReportDeps) {
   }
 
   /**
-   * Writes every file row of the batch and recomputes the progress columns of their jobs from all
-   * their files (exact, whatever changed concurrently), in one statement. A field left undefined
-   * keeps its value. The aggregate reads the table as it was before the statement (one snapshot)
-   * joined with the rows the UPDATE returned, so it counts the new values.
+   * The first statement of a group commit: locks the batch's job rows (in id order: concurrent
+   * flushes never deadlock) and reads them; writes the file rows of the jobs whose lease still
+   * holds (the same test as `leaseHolds`, in SQL); and recomputes the progress columns of those jobs
+   * from all their files (exact, whatever changed concurrently). The aggregate reads the table as
+   * it was before the statement (one snapshot) joined with the rows the UPDATE returned, so it
+   * counts the new values. A file field left undefined keeps its value. Returns one row per job:
+   * the job (jobRowSql) and, when its files were written, the aggregate (`_files`, `_done`, ...).
    */
-  async function writeFileRows(tx: Tx, files: readonly FileProgress[]): Promise<Map<string, Partial<Job>>> {
-    if (files.length === 0) return new Map();
+  function lockAndWriteFilesSql(batch: readonly PendingReport[]): string {
     const has = (v: unknown) => v !== undefined;
-    const json = JSON.stringify(
-      files.map((f) => ({
+    const leases = batch.map((p) => ({ id: p.jobId, holder: p.lease.holder, token: p.lease.token.toString() }));
+    const files = batch.flatMap((p) =>
+      (p.r.files ?? []).map((f) => ({
         id: f.id,
+        job: p.jobId,
         moved: f.bytesTransferred.toString(),
         set_total: has(f.bytesTotal),
         total: f.bytesTotal == null ? null : f.bytesTotal.toString(),
@@ -131,8 +150,11 @@ export function createReports(deps: ReportDeps) {
         url: f.finalUrl ?? null,
       })),
     );
-    const rows = await tx.$queryRawUnsafe<{ job_id: string; files: number; done: number; unknown: boolean; total: bigint | null; moved: bigint | null }[]>(
-      `WITH upd AS (
+    return `WITH r AS (SELECT * FROM json_to_recordset(${sqlLiteral(JSON.stringify(leases))}::json) AS r(id uuid, holder text, token text)),
+       locked AS (SELECT job.* FROM job WHERE job.id IN (SELECT id FROM r) ORDER BY job.id FOR UPDATE),
+       ok AS (SELECT l.id FROM locked l JOIN r ON r.id = l.id
+               WHERE l.lease_holder = r.holder AND l.lease_token = r.token::bigint AND l.state::text NOT IN (${FINAL_SQL})),
+       upd AS (
          UPDATE file f
             SET bytes_transferred = v.moved::bigint,
                 bytes_total   = CASE WHEN v.set_total THEN v.total::bigint ELSE f.bytes_total END,
@@ -140,47 +162,69 @@ export function createReports(deps: ReportDeps) {
                 etag          = CASE WHEN v.set_etag THEN v.etag ELSE f.etag END,
                 last_modified = CASE WHEN v.set_lm THEN v.lm ELSE f.last_modified END,
                 final_url     = CASE WHEN v.set_url THEN v.url ELSE f.final_url END
-           FROM json_to_recordset($1::json) AS v(id uuid, moved text, set_total boolean, total text, set_done boolean, done boolean,
-                                                 set_etag boolean, etag text, set_lm boolean, lm text, set_url boolean, url text)
-          WHERE f.id = v.id
+           FROM json_to_recordset(${sqlLiteral(JSON.stringify(files))}::json) AS v(id uuid, job uuid, moved text, set_total boolean, total text,
+                set_done boolean, done boolean, set_etag boolean, etag text, set_lm boolean, lm text, set_url boolean, url text)
+          WHERE f.id = v.id AND f.job_id = v.job AND v.job IN (SELECT id FROM ok)
       RETURNING f.id, f.job_id, f.transferred, f.bytes_total, f.bytes_transferred
+       ),
+       agg AS (
+         SELECT f.job_id, count(*)::int AS files,
+                count(*) FILTER (WHERE CASE WHEN u.id IS NULL THEN f.transferred ELSE u.transferred END)::int AS done,
+                bool_or(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END IS NULL) AS unknown,
+                sum(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END)::text AS total,
+                sum(CASE WHEN u.id IS NULL THEN f.bytes_transferred ELSE u.bytes_transferred END)::text AS moved
+           FROM file f LEFT JOIN upd u ON u.id = f.id
+          WHERE f.job_id IN (SELECT DISTINCT job_id FROM upd)
+          GROUP BY f.job_id
        )
-       SELECT f.job_id::text AS job_id, count(*)::int AS files,
-              count(*) FILTER (WHERE CASE WHEN u.id IS NULL THEN f.transferred ELSE u.transferred END)::int AS done,
-              bool_or(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END IS NULL) AS unknown,
-              sum(CASE WHEN u.id IS NULL THEN f.bytes_total ELSE u.bytes_total END)::bigint AS total,
-              sum(CASE WHEN u.id IS NULL THEN f.bytes_transferred ELSE u.bytes_transferred END)::bigint AS moved
-         FROM file f LEFT JOIN upd u ON u.id = f.id
-        WHERE f.job_id IN (SELECT DISTINCT job_id FROM upd)
-        GROUP BY f.job_id`,
-      json,
-    );
-    return new Map(
-      rows.map((r) => [
-        r.job_id,
-        {
-          filesTotal: r.files,
-          filesTransferred: r.done,
-          bytesTotal: r.unknown ? null : BigInt(r.total ?? 0n),
-          bytesTransferred: BigInt(r.moved ?? 0n),
-        },
-      ]),
-    );
+SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_files", agg.done AS "_done",
+       agg.unknown AS "_unknown", agg.total AS "_total", agg.moved AS "_moved"
+  FROM locked LEFT JOIN agg ON agg.job_id = locked.id`;
+  }
+
+  /** Whether the report's lease still holds on the locked row (a finished job is read-only, even for its holder). */
+  function leaseHolds(row: Job | undefined, lease: Lease): boolean {
+    return !!row && !isFinal(row.state) && row.leaseHolder === lease.holder && row.leaseToken === lease.token;
   }
 
   // ---- group commit of the transfers' reports ---------------------------------------------------
   const queue: PendingReport[] = [];
   let flushing = false;
   let lastBatch = 0;
+  /** Ends the wait of a drain that holds only lazy reports (something urgent came). */
+  let wake: (() => void) | null = null;
+  const urgentQueued = () => queue.length >= LINGER_BELOW || queue.some((p) => !p.r.lazy);
+
+  /** Only lazy reports queued: wait until the oldest has waited LAZY_MS, or until woken. */
+  function lazyWait(): Promise<void> | null {
+    if (urgentQueued()) return null;
+    const left = LAZY_MS - (performance.now() - Math.min(...queue.map((p) => p.at)));
+    if (left <= 0) return null;
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(done, left);
+      function done() {
+        clearTimeout(t);
+        wake = null;
+        resolve();
+      }
+      wake = done;
+    });
+  }
 
   /** One flush at a time; whatever queued meanwhile goes into the next one. */
   async function drain(): Promise<void> {
+    let first = true;
     try {
       while (queue.length) {
-        // Busy (the last flush carried several reports) and few queued: wait a moment for the
-        // reports that concurrent transfers are about to make, so that one transaction's fixed
-        // statements serve more of them. Nobody waits on a file's report but for a job's last.
-        if (lastBatch > 1 && queue.length < LINGER_BELOW) await new Promise((r) => setTimeout(r, LINGER_MS));
+        const waiting = lazyWait();
+        if (waiting) await waiting;
+        // Busy (the last flush carried several reports, or reports arrived while the previous
+        // flush of this drain was in flight) and few queued: wait a moment for the reports that
+        // concurrent transfers are about to make, so that one transaction's fixed statements serve
+        // more of them. Nobody waits on a file's report but for a job's last; a lone report (a
+        // single transfer's checkpoint) is flushed at once.
+        else if ((lastBatch > 1 || !first) && queue.length < LINGER_BELOW) await new Promise((r) => setTimeout(r, LINGER_MS));
+        first = false;
         // A job's reports are sequential (its transfer awaits each), but never put two of one job in
         // one batch: the second waits for the next flush.
         const batch: PendingReport[] = [];
@@ -210,8 +254,15 @@ export function createReports(deps: ReportDeps) {
   async function flushReports(batch: PendingReport[]): Promise<void> {
     let outcome: Map<PendingReport, Job | Error>;
     try {
+      // Three round trips: BEGIN + lock/files, the job rows, events/NOTIFYs + COMMIT.
+      let seq: bigint | null = null;
+      outcome = await deps.db.transaction(async (tx) => {
+        const r = await writeReports(tx, batch);
+        seq = r.seq;
+        return r.out;
+      });
       // (progress-only flushes append no event: nothing for the event feed to read)
-      outcome = await transact((tx) => writeReports(tx, batch));
+      if (seq !== null) deps.afterCommit?.(seq);
     } catch (err) {
       if (batch.length === 1) {
         batch[0]!.reject(err);
@@ -230,31 +281,41 @@ export function createReports(deps: ReportDeps) {
   }
 
   /**
-   * The reports of several jobs in one transaction: lock the rows (in id order: no deadlock with
-   * another flusher), check every lease, write all file rows in one statement, re-aggregate the
-   * touched jobs in one query, write each job (compare-and-set), append all events under one
-   * event-log lock, and send the progress notifications in one statement.
+   * The reports of several jobs in one driver transaction, in three messages: (1) BEGIN, lock and
+   * read the job rows in id order, write the file rows of the jobs whose lease holds and
+   * re-aggregate them (lockAndWriteFilesSql); (2) write each job (one compare-and-set statement
+   * per set of columns); (3) append all events under the event-log lock, send the progress
+   * NOTIFYs, COMMIT. A report whose lease is lost gets LeaseLostError and writes nothing.
    */
-  async function writeReports(tx: Tx, batch: PendingReport[]): Promise<Map<PendingReport, Job | Error>> {
+  async function writeReports(tx: ScriptTx, batch: PendingReport[]): Promise<{ out: Map<PendingReport, Job | Error>; seq: bigint | null }> {
     const out = new Map<PendingReport, Job | Error>();
-    const ids = batch.map((p) => p.jobId);
-    const rows = await lockJobs(tx, ids);
+    // (statement_timeout: a flush that hangs fails, as Prisma's transaction timeout did, instead of
+    // holding every transfer's reports)
+    const [, locked] = await tx.script(`SET LOCAL statement_timeout = ${FLUSH_TIMEOUT_MS};\n${lockAndWriteFilesSql(batch)}`);
+    const rows = new Map<string, { job: Job; agg: Partial<Job> }>();
+    for (const r of locked!) {
+      const job = jobFromDriverRow(r);
+      const agg: Partial<Job> = r._agg
+        ? {
+            filesTotal: Number(r._files),
+            filesTransferred: Number(r._done),
+            bytesTotal: r._unknown ? null : BigInt((r._total as string | null) ?? 0),
+            bytesTransferred: BigInt((r._moved as string | null) ?? 0),
+          }
+        : {};
+      rows.set(job.id, { job, agg });
+    }
     const ok: PendingReport[] = [];
     for (const p of batch) {
-      const row = rows.get(p.jobId);
-      // A finished job (cancelled, completed) is read-only, even for the lease holder.
-      if (!row || isFinal(row.state) || row.leaseHolder !== p.lease.holder || row.leaseToken !== p.lease.token) {
-        out.set(p, new LeaseLostError(p.jobId));
-      } else ok.push(p);
+      if (leaseHolds(rows.get(p.jobId)?.job, p.lease)) ok.push(p);
+      else out.set(p, new LeaseLostError(p.jobId));
     }
-    if (ok.length === 0) return out;
+    if (ok.length === 0) return { out, seq: null };
     const at = now();
-    const progress = await writeFileRows(tx, ok.flatMap((p) => p.r.files ?? []));
     const logged: NewEvent[] = [];
     const notices: string[] = [];
     const chained = ok.map((p) => {
-      const before = rows.get(p.jobId)!;
-      const agg = progress.get(p.jobId) ?? {};
+      const { job: before, agg } = rows.get(p.jobId)!;
       const { logged: l, data } = chain({ ...before, ...agg }, p.r.events ?? [], at);
       const write = {
         ...(agg as Prisma.JobUpdateManyMutationInput),
@@ -265,7 +326,7 @@ export function createReports(deps: ReportDeps) {
       return { p, before, l, write };
     });
     // Rows that get the same columns are written by one statement (compare-and-set still per row).
-    const written = await updateJobs(
+    const written = await updateJobsScript(
       tx,
       chained.map((c) => ({ expected: c.before, data: c.write })),
     );
@@ -276,11 +337,16 @@ export function createReports(deps: ReportDeps) {
       if (p.r.files?.length && p.r.notify !== false) notices.push(JSON.stringify(progressMessageOf(job, p.r.rate ?? 0)));
       out.set(p, job);
     });
-    await appendEvents(tx, logged);
+    const tail = logged.length ? appendEventsSql(logged) : [];
     if (notices.length) {
-      await tx.$executeRawUnsafe(`SELECT pg_notify($1, m) FROM json_array_elements_text($2::json) AS m`, PROGRESS_CHANNEL, JSON.stringify(notices));
+      tail.push(`SELECT pg_notify(${sqlLiteral(PROGRESS_CHANNEL)}, m) FROM json_array_elements_text(${sqlLiteral(JSON.stringify(notices))}::json) AS m`);
     }
-    return out;
+    let seq: bigint | null = null;
+    if (tail.length) {
+      const results = await tx.script(tail.join(";\n"), { commit: true });
+      if (logged.length) seq = BigInt(results[1]![0]!.last as string);
+    }
+    return { out, seq };
   }
 
   return {
@@ -336,12 +402,24 @@ export function createReports(deps: ReportDeps) {
      */
     report(jobId: string, lease: Lease, r: ReportInput): Promise<Job> {
       return new Promise<Job>((resolve, reject) => {
-        queue.push({ jobId, lease, r, resolve, reject });
+        queue.push({ jobId, lease, r, at: performance.now(), resolve, reject });
         if (!flushing) {
           flushing = true;
           void drain();
-        }
+        } else if (wake && urgentQueued()) wake();
       });
+    },
+
+    /** The job's queued reports are needed now (its transfer is about to wait for a later one). */
+    hurry(jobId: string): void {
+      let found = false;
+      for (const p of queue) {
+        if (p.jobId === jobId && p.r.lazy) {
+          p.r = { ...p.r, lazy: false };
+          found = true;
+        }
+      }
+      if (found) wake?.();
     },
 
     /** Renews leases; returns the ids whose lease is lost. */

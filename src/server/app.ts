@@ -93,7 +93,7 @@ export function buildApp(deps: AppDeps): App {
   const contextDeps = { prisma: db.prisma, db, commands, feed, tokens };
   const worker = deps.worker
     ? new Worker({
-        reports: createReports({ prisma: db.prisma, storage, afterCommit: (seq) => feed.poke(seq) }),
+        reports: createReports({ db, storage, afterCommit: (seq) => feed.poke(seq) }),
         feed,
         storage,
         logger,

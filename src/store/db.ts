@@ -22,9 +22,31 @@ export interface Database {
    * most of the cost. Rows come back as the driver parses them (snake_case, int8 as a string).
    */
   query<T = Record<string, unknown>>(sql: string, params: unknown[]): Promise<T[]>;
+  /**
+   * A transaction straight through the driver, for the worker's group commit (src/jobs/reports.ts),
+   * where the number of round trips is the cost: each `script` is ONE message of several
+   * statements (simple protocol: values inlined as literals with `sqlLiteral`, no parameters), and
+   * the transaction's BEGIN and COMMIT travel with the first and the last script. Rows come back as
+   * the driver parses them (see `query`). Rolled back if `fn` throws or a statement fails.
+   */
+  transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T>;
   /** Calls `onNotify` for every NOTIFY on `channel`, from any process. Returns an unsubscribe. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface ScriptTx {
+  /**
+   * Runs the statements of `sql` (separated by semicolons) in order, as one message; resolves with
+   * each statement's rows. `commit: true` commits the transaction in the same message: the last
+   * script of the transaction.
+   */
+  script(sql: string, opts?: { commit?: boolean }): Promise<Record<string, unknown>[][]>;
+}
+
+/** A string as an SQL literal (for `ScriptTx.script`, which takes no parameters). */
+export function sqlLiteral(s: string): string {
+  return pg.escapeLiteral(s);
 }
 
 export interface OpenOptions {
@@ -98,6 +120,44 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
     async query<T>(sql: string, params: unknown[]) {
       opts.onQuery?.(sql);
       return (await pool.query(sql, params)).rows as T[];
+    },
+    async transaction(fn) {
+      const client = await pool.connect();
+      let begun = false;
+      let done = false;
+      const tx: ScriptTx = {
+        async script(sql, o) {
+          if (done) throw new Error("script after the transaction's commit");
+          const text = `${begun ? "" : "BEGIN;\n"}${sql}${o?.commit ? ";\nCOMMIT" : ""}`;
+          opts.onQuery?.(text);
+          const wasBegun = begun;
+          begun = true;
+          const res = await client.query(text);
+          if (o?.commit) done = true;
+          const all = (Array.isArray(res) ? res : [res]) as pg.QueryResult[];
+          return all.slice(wasBegun ? 0 : 1, o?.commit ? -1 : undefined).map((r) => r.rows as Record<string, unknown>[]);
+        },
+      };
+      try {
+        const out = await fn(tx);
+        if (!done) {
+          if (begun) await client.query("COMMIT");
+          done = true;
+        }
+        client.release();
+        return out;
+      } catch (err) {
+        if (begun && !done) {
+          try {
+            await client.query("ROLLBACK");
+          } catch (e) {
+            client.release(e as Error); // a connection that cannot roll back is not reused
+            throw err;
+          }
+        }
+        client.release();
+        throw err;
+      }
     },
     async listen(channel, onNotify) {
       // A dedicated connection per channel, reconnected when it drops. A NOTIFY is only a hint (the
@@ -233,6 +293,17 @@ async function openPGlite(dataDir: string, opts: OpenOptions): Promise<Database>
     async query<T>(sql: string, params: unknown[]) {
       opts.onQuery?.(sql);
       return (await db.query<T>(sql, params)).rows;
+    },
+    async transaction(fn) {
+      // PGlite's own transaction (as Prisma's adapter uses it): BEGIN and COMMIT are its business.
+      return db.transaction((t) =>
+        fn({
+          async script(sql) {
+            opts.onQuery?.(sql);
+            return (await t.exec(sql)).map((r) => r.rows as Record<string, unknown>[]);
+          },
+        }),
+      );
     },
     async listen(channel, onNotify) {
       const unsub = await db.listen(channel, (payload) => onNotify(payload));

@@ -12,6 +12,7 @@
 // (insert events, notify, commit); several jobs' events are written under one lock when batched.
 import type { Prisma, Job, JobEvent } from "../generated/prisma/client.js";
 import type { JobEventKind, JobState, ErrorContext } from "../generated/prisma/enums.js";
+import { sqlLiteral } from "./db.js";
 
 export type Tx = Prisma.TransactionClient;
 
@@ -86,6 +87,44 @@ export async function appendEvents(tx: Tx, events: readonly NewEvent[]): Promise
   // Delivered to listeners only if and when the transaction commits.
   await tx.$executeRaw`SELECT pg_notify(${EVENTS_CHANNEL}, ${last.toString()})`;
   return rows;
+}
+
+/**
+ * appendEvents for a driver transaction (ScriptTx), as statements to send in one message with
+ * others: take the event-log lock, insert the events in the given order, NOTIFY the highest seq.
+ * The last of them returns one row `{ last }` (the highest seq, as text).
+ */
+export function appendEventsSql(events: readonly NewEvent[]): string[] {
+  const rows = events.map((e, i) => ({
+    i,
+    job_id: e.job.id,
+    owner: e.job.owner,
+    kind: e.kind,
+    previous_state: e.previousState,
+    state: e.job.state,
+    at: e.job.modifiedAt.toISOString(),
+    actor: e.actor,
+    error_context: e.job.errorContext,
+    error_code: e.job.errorCode,
+    error_message: e.job.errorMessage,
+    error_file_id: e.job.errorFileId,
+    error_http_status: e.job.errorHttpStatus,
+    data: { ...(e.details ?? {}), job: snapshotJob(e.job) },
+  }));
+  return [
+    `SELECT pg_advisory_xact_lock(${EVENT_APPEND_LOCK})`,
+    `WITH ins AS (
+       INSERT INTO job_event (job_id, owner, kind, previous_state, state, at, actor, error_context, error_code, error_message, error_file_id, error_http_status, data)
+       SELECT v.job_id, v.owner, v.kind::"JobEventKind", v.previous_state::"JobState", v.state::"JobState", v.at, v.actor,
+              v.error_context::"ErrorContext", v.error_code, v.error_message, v.error_file_id, v.error_http_status, v.data::jsonb
+         FROM json_to_recordset(${sqlLiteral(JSON.stringify(rows))}::json) AS v(i int, job_id uuid, owner text, kind text, previous_state text,
+              state text, at timestamptz, actor text, error_context text, error_code text, error_message text, error_file_id uuid,
+              error_http_status int, data json)
+        ORDER BY v.i
+       RETURNING seq
+     )
+     SELECT m.last, pg_notify(${sqlLiteral(EVENTS_CHANNEL)}, m.last) FROM (SELECT max(seq)::text AS last FROM ins) m`,
+  ];
 }
 
 export interface EventQuery {

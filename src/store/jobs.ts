@@ -2,6 +2,7 @@
 // row's version: zero rows updated is a typed conflict, never a silent overwrite.
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
 import type { Tx } from "./events.js";
+import { sqlLiteral, type ScriptTx } from "./db.js";
 
 export class ConflictError extends Error {
   constructor(readonly jobId: string) {
@@ -120,8 +121,11 @@ function jsonValue(v: unknown): string | null | undefined {
 
 const casStatements = new Map<string, string>();
 
-/** One UPDATE for rows that write the same columns: values per row, compare-and-set on each row's version. */
-function casStatement(keys: readonly string[]): string {
+/**
+ * One UPDATE for rows that write the same columns: values per row (a JSON array, `source`: `$1` or
+ * a literal), compare-and-set on each row's version.
+ */
+function casStatement(keys: readonly string[], source = "$1"): string {
   const sig = keys.join(",");
   let sql = casStatements.get(sig);
   if (!sql) {
@@ -136,24 +140,26 @@ function casStatement(keys: readonly string[]): string {
       `WHERE job.id = v.vid AND job.version = v.vver RETURNING ${jobRowSql("job")}`;
     if (casStatements.size < 256) casStatements.set(sig, sql);
   }
-  return sql;
+  return source === "$1" ? sql : sql.replace("json_to_recordset($1::json)", () => `json_to_recordset(${source}::json)`);
 }
 
+type CasGroup = { keys: string[]; rows: Record<string, string | number | null>[] };
+
 /**
- * Compare-and-set on several rows: each row is written only if it still has `expected.version`
- * (the version is bumped); rows that write the same columns go in one statement, whatever their
- * values. Returns the written rows in the order given; ConflictError when any row had changed.
+ * Sorts compare-and-set writes into groups that write the same columns; `other` gets the items
+ * with a column or value that the one-statement path does not write (a Prisma operation).
  */
-export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]): Promise<Job[]> {
-  const written = new Map<string, Job>();
-  const groups = new Map<string, { keys: string[]; rows: Record<string, string | number | null>[] }>();
-  for (const { expected, data } of items) {
+function casGroups(items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]) {
+  const groups = new Map<string, CasGroup>();
+  const other: { expected: Job; data: Prisma.JobUpdateManyMutationInput }[] = [];
+  for (const item of items) {
+    const { expected, data } = item;
     const keys = Object.keys(data)
       .filter((k) => (data as Record<string, unknown>)[k] !== undefined)
       .sort();
     const values = keys.map((k) => (WRITABLE.has(k) ? jsonValue((data as Record<string, unknown>)[k]) : undefined));
     if (values.some((v) => v === undefined)) {
-      written.set(expected.id, await updateJobViaModel(tx, expected, data)); // a column or value this path does not write
+      other.push(item);
       continue;
     }
     const sig = keys.join(",");
@@ -163,13 +169,67 @@ export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: 
     g.rows.push(row);
     groups.set(sig, g);
   }
-  for (const g of groups.values()) {
+  return { groups: [...groups.values()], other };
+}
+
+function checkWritten(g: CasGroup, written: Map<string, Job>): void {
+  const missing = g.rows.find((r) => !written.has(r.vid as string));
+  if (missing) throw new ConflictError(missing.vid as string);
+}
+
+/**
+ * Compare-and-set on several rows: each row is written only if it still has `expected.version`
+ * (the version is bumped); rows that write the same columns go in one statement, whatever their
+ * values. Returns the written rows in the order given; ConflictError when any row had changed.
+ */
+export async function updateJobs(tx: Tx, items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]): Promise<Job[]> {
+  const written = new Map<string, Job>();
+  const { groups, other } = casGroups(items);
+  for (const { expected, data } of other) written.set(expected.id, await updateJobViaModel(tx, expected, data));
+  for (const g of groups) {
     const rows = await tx.$queryRawUnsafe<Job[]>(casStatement(g.keys), JSON.stringify(g.rows));
     for (const r of rows) written.set(r.id, r);
-    const missing = g.rows.find((r) => !written.has(r.vid as string));
-    if (missing) throw new ConflictError(missing.vid as string);
+    checkWritten(g, written);
   }
   return items.map((i) => written.get(i.expected.id)!);
+}
+
+/**
+ * updateJobs for a driver transaction (ScriptTx): every group's statement in ONE message. Only
+ * plain column values (what the state machine and the reports write); anything else is a bug.
+ */
+export async function updateJobsScript(tx: ScriptTx, items: readonly { expected: Job; data: Prisma.JobUpdateManyMutationInput }[]): Promise<Job[]> {
+  const { groups, other } = casGroups(items);
+  if (other.length) throw new Error(`updateJobsScript: job ${other[0]!.expected.id}: a column or value it cannot write`);
+  if (groups.length === 0) return [];
+  const results = await tx.script(groups.map((g) => casStatement(g.keys, sqlLiteral(JSON.stringify(g.rows)))).join(";\n"));
+  const written = new Map<string, Job>();
+  results.forEach((rows, i) => {
+    for (const r of rows) {
+      const job = jobFromDriverRow(r);
+      written.set(job.id, job);
+    }
+    checkWritten(groups[i]!, written);
+  });
+  return items.map((i) => written.get(i.expected.id)!);
+}
+
+/**
+ * A row selected with jobRowSql, as the driver returned it, typed as Prisma types it: int8 as
+ * BigInt (the driver may give a string), timestamps as Date.
+ */
+export function jobFromDriverRow(r: Record<string, unknown>): Job {
+  const out: Record<string, unknown> = {};
+  for (const [field, { type }] of Object.entries(JOB_COLUMNS)) {
+    const v = r[field];
+    if (v === null || v === undefined) out[field] = null;
+    else if (type === "bigint") out[field] = BigInt(v as string | number | bigint);
+    else if (type === "timestamptz") out[field] = v instanceof Date ? v : new Date(v as string);
+    else if (type === "int") out[field] = Number(v);
+    else if (type === "jsonb") out[field] = typeof v === "string" ? JSON.parse(v) : v;
+    else out[field] = v;
+  }
+  return out as unknown as Job;
 }
 
 /** Compare-and-set: writes `data` only if the row still has `expected.version`; bumps the version. */

@@ -290,10 +290,13 @@ export class Worker {
     // report, so subscribers see every file boundary. Once a report fails, every later one fails
     // with the same error (never TRANSFERRED over a file whose report was lost); a lost lease stops
     // the attempt at once.
-    type Report = { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean };
+    // A report nobody waits for is `lazy` (it may wait a little for others to share its
+    // transaction); any other report first hurries this job's lazy ones, which it queues behind.
+    type Report = { events?: DomainEvent[]; files?: FileProgress[]; release?: boolean; lazy?: boolean };
     let tail: Promise<unknown> = Promise.resolve();
     let failed: unknown = null;
     const report = (x: Report): Promise<unknown> => {
+      if (!x.lazy) reports.hurry(job.id);
       const p = tail.then(() => {
         if (failed) throw failed;
         return send(x);
@@ -355,7 +358,7 @@ export class Worker {
               // report chain still commits it before any later report of this attempt, and if it
               // fails every later report fails too (the job never moves on without it).
               if (state === "CONNECTING") {
-                void report({ events: [{ type: "CONNECTED" }] });
+                void report({ events: [{ type: "CONNECTED" }], lazy: true });
                 state = "TRANSFERRING";
               }
             },
@@ -381,6 +384,7 @@ export class Worker {
                 events: moved ? (last ? [{ type: "PROGRESS" }, { type: "ALL_FILES_DONE" }] : [{ type: "PROGRESS" }]) : [],
                 ...(last ? { release: true } : {}),
                 files: [fp],
+                lazy: cp.done && !last,
               });
               if (!cp.done || last) await sent; // else committed in the background (see `report`)
               if (cp.done && !f.transferred) {
@@ -400,6 +404,7 @@ export class Worker {
       if (failed) throw failed;
       log.debug("transfer finished");
     } catch (err) {
+      reports.hurry(job.id);
       await tail; // the failure is reported after what came before it
       await this.finish(r, failed ?? err, currentFile, state);
     }

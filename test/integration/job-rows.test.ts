@@ -9,8 +9,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import { openDatabase, type Database } from "../../src/store/db.js";
-import { ConflictError, lockJobs, updateJobs } from "../../src/store/jobs.js";
+import { openDatabase, sqlLiteral, type Database } from "../../src/store/db.js";
+import { ConflictError, jobFromDriverRow, jobRowSql, lockJobs, updateJobs, updateJobsScript } from "../../src/store/jobs.js";
 import { createTestDatabase } from "../helpers/db.js";
 
 async function compare(db: Database): Promise<void> {
@@ -54,6 +54,21 @@ async function compare(db: Database): Promise<void> {
   const viaModel = await db.prisma.job.findMany({ where: { id: { in: [full, bare] } } });
   const viaRaw = await db.prisma.$transaction((tx) => lockJobs(tx, [bare, full, randomUUID()]));
   assert.equal(viaRaw.size, 2, "an unknown id is simply absent");
+  // The same rows straight through the driver, typed by jobFromDriverRow (the group commit's path).
+  const viaDriver = new Map(
+    (await db.query<Record<string, unknown>>(`SELECT ${jobRowSql("job")} FROM job WHERE id = ANY($1::uuid[])`, [[full, bare]])).map((r) => {
+      const j = jobFromDriverRow(r);
+      return [j.id, j];
+    }),
+  );
+  for (const m of viaModel) {
+    const d = viaDriver.get(m.id)!;
+    assert.deepEqual(Object.keys(d).sort(), Object.keys(m).sort(), "driver: the same columns");
+    for (const k of Object.keys(m) as (keyof typeof m)[]) {
+      assert.deepEqual(d[k], m[k], `driver: ${m.displayName}: ${k}`);
+      assert.equal(typeof d[k], typeof m[k], `driver: ${m.displayName}: type of ${k}`);
+    }
+  }
   for (const m of viaModel) {
     const r = viaRaw.get(m.id)!;
     assert.deepEqual(Object.keys(r).sort(), Object.keys(m).sort(), "the same columns");
@@ -119,12 +134,62 @@ async function compareUpdates(db: Database): Promise<void> {
   assert.equal((await db.prisma.job.findUnique({ where: { id: after[0]!.id } }))!.errorCount, after[0]!.errorCount);
 }
 
+/**
+ * The driver transaction (Database.transaction) and updateJobsScript: several statements per
+ * message with their rows, the compare-and-set in one message, COMMIT with the last script, and a
+ * failure anywhere rolls back everything, including what earlier scripts wrote.
+ */
+async function compareScripts(db: Database): Promise<void> {
+  const ids = [randomUUID(), randomUUID()];
+  for (const id of ids) await db.prisma.job.create({ data: { id, type: "DOWNLOAD", displayName: id.slice(0, 8), owner: "dave" } });
+  const before = await db.prisma.job.findMany({ where: { id: { in: ids } }, orderBy: { id: "asc" } });
+  const at = new Date("2026-11-26T14:15:16.789Z");
+  const written = await db.transaction(async (tx) => {
+    const [one, two] = await tx.script(`SELECT 1 AS a; SELECT ${sqlLiteral("it's ✓")} AS b UNION ALL SELECT 'x'`);
+    assert.deepEqual(one, [{ a: 1 }]);
+    assert.deepEqual(two, [{ b: "it's ✓" }, { b: "x" }], "literals survive quotes and non-ASCII");
+    const w = await updateJobsScript(tx, [
+      { expected: before[0]!, data: { state: "QUEUED", bytesTransferred: 2n ** 41n, modifiedAt: at, errorMessage: `quote ' and backslash \\ ✓` } },
+      { expected: before[1]!, data: { state: "ERROR", errorCount: 3, modifiedAt: at } },
+    ]);
+    const [last] = await tx.script(`SELECT count(*)::int AS n FROM job WHERE id IN (${ids.map((i) => sqlLiteral(i)).join(", ")})`, { commit: true });
+    assert.deepEqual(last, [{ n: 2 }], "the rows of the committing script, COMMIT's own result left out");
+    return w;
+  });
+  const after = await db.prisma.job.findMany({ where: { id: { in: ids } }, orderBy: { id: "asc" } });
+  assert.deepEqual(written, after, "updateJobsScript returns the rows as stored, typed as the model API types them");
+  assert.equal(after[0]!.errorMessage, `quote ' and backslash \\ ✓`);
+  assert.deepEqual(after.map((a) => a.version), before.map((b) => b.version + 1));
+
+  // A stale version: ConflictError, and the transaction's earlier writes are rolled back.
+  await assert.rejects(
+    db.transaction(async (tx) => {
+      await tx.script(`UPDATE job SET description = 'should not stay' WHERE id = ${sqlLiteral(ids[0]!)}`);
+      await updateJobsScript(tx, [{ expected: before[1]!, data: { errorCount: 9 } }]);
+    }),
+    (err: unknown) => err instanceof ConflictError && err.jobId === before[1]!.id,
+  );
+  // A failing statement in the committing script: nothing of the transaction stays.
+  await assert.rejects(
+    db.transaction(async (tx) => {
+      await tx.script(`UPDATE job SET description = 'should not stay' WHERE id = ${sqlLiteral(ids[0]!)}`);
+      await tx.script(`UPDATE job SET description = 'nor this' WHERE id = ${sqlLiteral(ids[1]!)}; SELECT 1 / (SELECT count(*) - count(*) FROM job)`, { commit: true });
+    }),
+    /division by zero/,
+  );
+  const final = await db.prisma.job.findMany({ where: { id: { in: ids } }, orderBy: { id: "asc" } });
+  assert.deepEqual(final, after, "rolled back whole");
+  // The connection is usable afterwards (Postgres: back in the pool, not left in a failed transaction).
+  assert.deepEqual(await db.transaction((tx) => tx.script("SELECT 2 AS b", { commit: true })), [[{ b: 2 }]]);
+}
+
 test("lockJobs and updateJobs rows equal the model API's rows (Postgres)", async () => {
   const t = await createTestDatabase();
   const db = await openDatabase({ databaseUrl: t.url, dataDir: "", migrate: false });
   try {
     await compare(db);
     await compareUpdates(db);
+    await compareScripts(db);
   } finally {
     await db.close();
     await t.drop();
@@ -137,6 +202,7 @@ test("lockJobs and updateJobs rows equal the model API's rows (embedded PGlite)"
   try {
     await compare(db);
     await compareUpdates(db);
+    await compareScripts(db);
   } finally {
     await db.close();
     fs.rmSync(dir, { recursive: true, force: true });

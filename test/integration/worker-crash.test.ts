@@ -323,7 +323,7 @@ test("fencing: after a newer claim, the old worker writes nothing more for the j
     assert.ok(origin.bytesServed(P) < SIZE, "the transfer did not finish");
 
     // Unit level, through createReports: stale leases write nothing.
-    const reports = createReports({ prisma: s.db.prisma });
+    const reports = createReports({ db: s.db });
     const progress = { events: [{ type: "PROGRESS" as const }], files: [{ id: old.file_id, bytesTransferred: 1n, bytesTotal: BigInt(SIZE) }], rate: 1 };
     const stale = [
       { holder: worker.holder, token: oldToken }, // the old attempt, exactly
