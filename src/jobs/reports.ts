@@ -6,9 +6,9 @@
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
 import { decide, FINAL_STATES, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
 import { appendEvents, appendEventsSql, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
-import { jobFromDriverRow, jobRowSql, updateJob, updateJobs, updateJobsScript } from "../store/jobs.js";
+import { jobFromDriverRow, jobRowSql, updateJob, updateJobsScript } from "../store/jobs.js";
 import {
-  claimJobs,
+  claimJobsScript,
   expiredActiveJobs,
   heartbeat,
   inactiveJobs,
@@ -358,40 +358,42 @@ SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_
      */
     async claim(holder: string, leaseSeconds: number, portions: readonly { limit: number; maxPriorityRank: number }[]): Promise<ClaimedJob[]> {
       if (!portions.some((x) => x.limit > 0)) return [];
-      return transact(async (tx) => {
-        const claimed = [];
-        for (const x of portions) claimed.push(...(await claimJobs(tx, holder, x.limit, leaseSeconds, x.maxPriorityRank)));
+      // Through the driver, as the group commit: BEGIN + the claim statements (rows and files),
+      // the job rows, events + COMMIT: three round trips (two when nothing was claimed).
+      let seq: bigint | null = null;
+      const out = await deps.db.transaction(async (tx) => {
+        const claimed = await claimJobsScript(tx, holder, leaseSeconds, portions);
         if (claimed.length === 0) return [];
-        const rows = claimed.map((c) => c.job);
-        const files = await tx.file.findMany({ where: { jobId: { in: claimed.map((c) => c.id) } }, orderBy: [{ jobId: "asc" }, { position: "asc" }] });
         const at = now();
-        const out: ClaimedJob[] = [];
+        const result: ClaimedJob[] = [];
         const logged: NewEvent[] = [];
-        const byId = new Map(rows.map((r) => [r.id, r]));
         const chained = claimed.map((c) => {
-          const row = byId.get(c.id)!;
+          const row = c.job;
           const events: DomainEvent[] = row.state === "TRANSIENT_ERROR" ? [{ type: "RETRY_DUE" }, { type: "START" }] : [{ type: "START" }];
           // The claim already checked retry_at against the database clock; never refuse on app/DB clock skew.
           const when = row.retryAt && row.retryAt > at ? row.retryAt : at;
           return { c, row, ...chain(row, events, when) };
         });
-        const written = await updateJobs(
+        const written = await updateJobsScript(
           tx,
           chained.map((x) => ({ expected: x.row, data: { ...x.data, modifiedAt: at } })),
         );
         chained.forEach(({ c, next, logged: l }, k) => {
           const w = written[k]!;
           logged.push(...l.map((e, i) => (i === l.length - 1 ? { ...e, job: w } : e)));
-          out.push({
+          result.push({
             job: { ...w, state: next.state },
-            files: files.filter((f) => f.jobId === c.id),
+            files: c.files,
             lease: { holder, token: c.leaseToken },
             takeover: c.previousHolder !== null,
           });
         });
-        await appendEvents(tx, logged);
-        return out;
+        const results = await tx.script(appendEventsSql(logged).join(";\n"), { commit: true });
+        seq = BigInt(results[1]![0]!.last as string);
+        return result;
       });
+      if (seq !== null) deps.afterCommit?.(seq);
+      return out;
     },
 
     /**

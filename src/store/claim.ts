@@ -10,9 +10,10 @@
 // nobody holds it (no holder, or the lease has expired). A worker that stops a transfer releases
 // the lease; until it does, even a resumed job is not claimed elsewhere, so two workers never write
 // one temporary file at once.
-import type { Job } from "../generated/prisma/client.js";
+import type { File, Job } from "../generated/prisma/client.js";
 import type { Tx } from "./events.js";
-import { jobRowSql } from "./jobs.js";
+import { jobFromDriverRow, jobRowSql } from "./jobs.js";
+import { sqlLiteral, type ScriptTx } from "./db.js";
 
 export interface Claimed {
   id: string;
@@ -30,34 +31,92 @@ export interface Claimed {
  */
 export async function claimJobs(tx: Tx, holder: string, limit: number, leaseSeconds: number, maxPriorityRank = 3): Promise<Claimed[]> {
   if (limit <= 0) return [];
-  // Postgres orders an enum by declaration: FOREGROUND < HIGH < NORMAL < LOW.
-  const worstAllowed = ["FOREGROUND", "HIGH", "NORMAL", "LOW"][Math.max(0, Math.min(3, maxPriorityRank))]!;
-  const rows = await tx.$queryRawUnsafe<(Job & { previousHolder: string | null })[]>(
-    `WITH picked AS (
+  const rows = await tx.$queryRawUnsafe<(Job & { previousHolder: string | null })[]>(claimSql(["$1", "$2", "$3", "$4"]), holder, limit, leaseSeconds, worstAllowed(maxPriorityRank));
+  return rows.map(({ previousHolder, ...job }) => ({ id: job.id, leaseToken: job.leaseToken, previousHolder, job }));
+}
+
+/** Postgres orders an enum by declaration: FOREGROUND < HIGH < NORMAL < LOW. */
+function worstAllowed(maxPriorityRank: number): string {
+  return ["FOREGROUND", "HIGH", "NORMAL", "LOW"][Math.max(0, Math.min(3, maxPriorityRank))]!;
+}
+
+/** The claim statement; `v` = holder, limit, lease seconds, worst priority allowed (parameters or literals); `extra`: more RETURNING. */
+function claimSql(v: readonly [string, string, string, string], extra = ""): string {
+  return `WITH picked AS (
        SELECT id, lease_holder AS previous_holder, lease_expires_at
          FROM job
         WHERE state IN ('QUEUED', 'TRANSIENT_ERROR') -- the partial index haul_manual_job_runnable_idx
           AND (state = 'QUEUED' OR retry_at <= now())
           AND (lease_holder IS NULL OR lease_expires_at < now())
-          AND priority <= $4::"JobPriority"
+          AND priority <= ${v[3]}::"JobPriority"
         ORDER BY priority, created_at, id
-        LIMIT $2
+        LIMIT ${v[1]}
         FOR UPDATE SKIP LOCKED
      )
      UPDATE job j
-        SET lease_holder = $1,
-            lease_expires_at = now() + make_interval(secs => $3),
+        SET lease_holder = ${v[0]},
+            lease_expires_at = now() + make_interval(secs => ${v[2]}),
             lease_token = j.lease_token + 1
        FROM picked
       WHERE j.id = picked.id
   RETURNING ${jobRowSql("j")},
-            picked.previous_holder AS "previousHolder"`,
-    holder,
-    limit,
-    leaseSeconds,
-    worstAllowed,
+            picked.previous_holder AS "previousHolder"${extra}`;
+}
+
+/** Every column of the File model, as the claim returns it inside JSON (int8 as text: JSON numbers lose precision). */
+const FILE_JSON: Record<keyof File, string> = {
+  id: "f.id::text",
+  jobId: "f.job_id::text",
+  position: "f.position",
+  remoteUrl: "f.remote_url",
+  localPath: "f.local_path",
+  bytesTotal: "f.bytes_total::text",
+  bytesTransferred: "f.bytes_transferred::text",
+  transferred: "f.transferred",
+  completed: "f.completed",
+  sha256: "f.sha256",
+  etag: "f.etag",
+  lastModified: "f.last_modified",
+  finalUrl: "f.final_url",
+  createdAt: "f.created_at",
+};
+const FILES_OF_J = `(SELECT coalesce(json_agg(json_build_object(${Object.entries(FILE_JSON)
+  .map(([k, e]) => `'${k}', ${e}`)
+  .join(", ")}) ORDER BY f.position), '[]'::json) FROM file f WHERE f.job_id = j.id) AS "_files"`;
+
+/** A file of the claim's `_files`, typed as Prisma types it. */
+function fileFromJson(o: Record<string, unknown>): File {
+  return {
+    ...(o as unknown as File),
+    bytesTotal: o.bytesTotal === null ? null : BigInt(o.bytesTotal as string),
+    bytesTransferred: BigInt(o.bytesTransferred as string),
+    createdAt: new Date(o.createdAt as string),
+  };
+}
+
+/**
+ * The claim through a driver transaction (ScriptTx): every portion's claim statement in ONE
+ * message, each returning its jobs' whole rows and their files (in order). A portion claims up
+ * to `limit` jobs of rank `maxPriorityRank` or better; a later portion never gets a job an
+ * earlier one took (its lease is live by then).
+ */
+export async function claimJobsScript(
+  tx: ScriptTx,
+  holder: string,
+  leaseSeconds: number,
+  portions: readonly { limit: number; maxPriorityRank: number }[],
+): Promise<(Claimed & { files: File[] })[]> {
+  const int = (n: number) => String(Math.max(0, Math.trunc(n)));
+  const wanted = portions.filter((x) => x.limit > 0);
+  if (wanted.length === 0) return [];
+  const results = await tx.script(
+    wanted.map((x) => claimSql([sqlLiteral(holder), int(x.limit), int(leaseSeconds), `'${worstAllowed(x.maxPriorityRank)}'`], `,\n            ${FILES_OF_J}`)).join(";\n"),
   );
-  return rows.map(({ previousHolder, ...job }) => ({ id: job.id, leaseToken: job.leaseToken, previousHolder, job }));
+  return results.flat().map((r) => {
+    const job = jobFromDriverRow(r);
+    const files = (typeof r._files === "string" ? JSON.parse(r._files) : r._files) as Record<string, unknown>[];
+    return { id: job.id, leaseToken: job.leaseToken, previousHolder: (r.previousHolder as string | null) ?? null, job, files: files.map(fileFromJson) };
+  });
 }
 
 /** Renews the leases this holder still has; returns the ids it no longer holds (lost: stop them). */
