@@ -251,8 +251,17 @@ export function insertJob(tx: Tx, data: Prisma.JobCreateManyInput): Promise<Job>
   return tx.job.create({ data });
 }
 
+/**
+ * File rows per INSERT: 14 columns x 2,000 rows stays under Postgres' 32,767 bind parameters, so
+ * Prisma never splits a statement itself. It would send its pieces concurrently on the one
+ * connection of the transaction, which node-postgres queues today but pg 9 refuses.
+ */
+const FILE_ROWS_PER_INSERT = 2_000;
+
 export async function insertFiles(tx: Tx, files: Prisma.FileCreateManyInput[]): Promise<void> {
-  if (files.length) await tx.file.createMany({ data: files });
+  for (let i = 0; i < files.length; i += FILE_ROWS_PER_INSERT) {
+    await tx.file.createMany({ data: files.slice(i, i + FILE_ROWS_PER_INSERT) });
+  }
 }
 
 export function filesOfJob(tx: Tx, jobId: string): Promise<File[]> {
