@@ -5,7 +5,7 @@
 // that lost its lease gets LeaseLostError and writes nothing.
 import type { Prisma, Job, File } from "../generated/prisma/client.js";
 import { decide, FINAL_STATES, isFinal, type JobEvent as DomainEvent } from "../domain/job-state.js";
-import { appendEvents, appendEventsSql, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
+import { appendEvents, appendEventsSql, appendedSeqOf, transactThenPoke, type NewEvent, type Tx } from "../store/events.js";
 import { jobFromDriverRow, jobRowSql, updateJob, updateJobsScript } from "../store/jobs.js";
 import {
   claimJobsScript,
@@ -81,8 +81,6 @@ interface PendingReport {
 /** While busy, a group commit waits LINGER_MS for more reports if fewer than LINGER_BELOW are queued. */
 const LINGER_MS = 4; // 0, 4 and 8 compared at 2,000 files: docs/performance.md
 const LINGER_BELOW = 16;
-/** Each statement of a group commit (its lock waits included) fails after this long. */
-const FLUSH_TIMEOUT_MS = 15_000;
 /** How long a lazy report may wait for company (see ReportInput.lazy). */
 const LAZY_MS = 25;
 
@@ -198,7 +196,7 @@ SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_
   /** Only lazy reports queued: wait until the oldest has waited LAZY_MS, or until woken. */
   function lazyWait(): Promise<void> | null {
     if (urgentQueued()) return null;
-    const left = LAZY_MS - (performance.now() - Math.min(...queue.map((p) => p.at)));
+    const left = LAZY_MS - (performance.now() - queue[0]!.at); // the queue is in arrival order
     if (left <= 0) return null;
     return new Promise<void>((resolve) => {
       const t = setTimeout(done, left);
@@ -289,9 +287,7 @@ SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_
    */
   async function writeReports(tx: ScriptTx, batch: PendingReport[]): Promise<{ out: Map<PendingReport, Job | Error>; seq: bigint | null }> {
     const out = new Map<PendingReport, Job | Error>();
-    // (statement_timeout: a flush that hangs fails, as Prisma's transaction timeout did, instead of
-    // holding every transfer's reports)
-    const [, locked] = await tx.script(`SET LOCAL statement_timeout = ${FLUSH_TIMEOUT_MS};\n${lockAndWriteFilesSql(batch)}`);
+    const [locked] = await tx.script(lockAndWriteFilesSql(batch));
     const rows = new Map<string, { job: Job; agg: Partial<Job> }>();
     for (const r of locked!) {
       const job = jobFromDriverRow(r);
@@ -344,7 +340,7 @@ SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_
     let seq: bigint | null = null;
     if (tail.length) {
       const results = await tx.script(tail.join(";\n"), { commit: true });
-      if (logged.length) seq = BigInt(results[1]![0]!.last as string);
+      if (logged.length) seq = appendedSeqOf(results);
     }
     return { out, seq };
   }
@@ -388,8 +384,7 @@ SELECT ${jobRowSql("locked")}, agg.job_id IS NOT NULL AS "_agg", agg.files AS "_
             takeover: c.previousHolder !== null,
           });
         });
-        const results = await tx.script(appendEventsSql(logged).join(";\n"), { commit: true });
-        seq = BigInt(results[1]![0]!.last as string);
+        seq = appendedSeqOf(await tx.script(appendEventsSql(logged).join(";\n"), { commit: true }));
         return result;
       });
       if (seq !== null) deps.afterCommit?.(seq);

@@ -27,7 +27,9 @@ export interface Database {
    * where the number of round trips is the cost: each `script` is ONE message of several
    * statements (simple protocol: values inlined as literals with `sqlLiteral`, no parameters), and
    * the transaction's BEGIN and COMMIT travel with the first and the last script. Rows come back as
-   * the driver parses them (see `query`). Rolled back if `fn` throws or a statement fails.
+   * the driver parses them (see `query`). Rolled back if `fn` throws or a statement fails. Each
+   * statement fails after TRANSACTION_STATEMENT_TIMEOUT_MS (lock waits included), as Prisma's
+   * transaction timeout did: a hung transaction fails instead of holding the worker's reports.
    */
   transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T>;
   /** Calls `onNotify` for every NOTIFY on `channel`, from any process. Returns an unsubscribe. */
@@ -43,6 +45,10 @@ export interface ScriptTx {
    */
   script(sql: string, opts?: { commit?: boolean }): Promise<Record<string, unknown>[][]>;
 }
+
+/** Per statement of a `Database.transaction` (SET LOCAL statement_timeout, sent with the first script). */
+export const TRANSACTION_STATEMENT_TIMEOUT_MS = 15_000;
+const SET_TIMEOUT = `SET LOCAL statement_timeout = ${TRANSACTION_STATEMENT_TIMEOUT_MS}`;
 
 /** A string as an SQL literal (for `ScriptTx.script`, which takes no parameters). */
 export function sqlLiteral(s: string): string {
@@ -128,14 +134,15 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
       const tx: ScriptTx = {
         async script(sql, o) {
           if (done) throw new Error("script after the transaction's commit");
-          const text = `${begun ? "" : "BEGIN;\n"}${sql}${o?.commit ? ";\nCOMMIT" : ""}`;
+          const text = `${begun ? "" : `BEGIN;\n${SET_TIMEOUT};\n`}${sql}${o?.commit ? ";\nCOMMIT" : ""}`;
           opts.onQuery?.(text);
           const wasBegun = begun;
           begun = true;
           const res = await client.query(text);
           if (o?.commit) done = true;
           const all = (Array.isArray(res) ? res : [res]) as pg.QueryResult[];
-          return all.slice(wasBegun ? 0 : 1, o?.commit ? -1 : undefined).map((r) => r.rows as Record<string, unknown>[]);
+          // (BEGIN and SET, COMMIT: no rows of the caller's)
+          return all.slice(wasBegun ? 0 : 2, o?.commit ? -1 : undefined).map((r) => r.rows as Record<string, unknown>[]);
         },
       };
       try {
@@ -296,14 +303,18 @@ async function openPGlite(dataDir: string, opts: OpenOptions): Promise<Database>
     },
     async transaction(fn) {
       // PGlite's own transaction (as Prisma's adapter uses it): BEGIN and COMMIT are its business.
-      return db.transaction((t) =>
-        fn({
+      return db.transaction((t) => {
+        let first = true;
+        return fn({
           async script(sql) {
             opts.onQuery?.(sql);
-            return (await t.exec(sql)).map((r) => r.rows as Record<string, unknown>[]);
+            const results = await t.exec(first ? `${SET_TIMEOUT};\n${sql}` : sql);
+            const skip = first ? 1 : 0;
+            first = false;
+            return results.slice(skip).map((r) => r.rows as Record<string, unknown>[]);
           },
-        }),
-      );
+        });
+      });
     },
     async listen(channel, onNotify) {
       const unsub = await db.listen(channel, (payload) => onNotify(payload));

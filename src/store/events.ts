@@ -91,8 +91,8 @@ export async function appendEvents(tx: Tx, events: readonly NewEvent[]): Promise
 
 /**
  * appendEvents for a driver transaction (ScriptTx), as statements to send in one message with
- * others: take the event-log lock, insert the events in the given order, NOTIFY the highest seq.
- * The last of them returns one row `{ last }` (the highest seq, as text).
+ * others, first: take the event-log lock, insert the events in the given order, NOTIFY the highest
+ * seq. `appendedSeqOf` reads that seq from the message's results.
  */
 export function appendEventsSql(events: readonly NewEvent[]): string[] {
   const rows = events.map((e, i) => ({
@@ -125,6 +125,11 @@ export function appendEventsSql(events: readonly NewEvent[]): string[] {
      )
      SELECT m.last, pg_notify(${sqlLiteral(EVENTS_CHANNEL)}, m.last) FROM (SELECT max(seq)::text AS last FROM ins) m`,
   ];
+}
+
+/** The highest seq appended, from the results of a script that began with appendEventsSql's statements. */
+export function appendedSeqOf(results: readonly Record<string, unknown>[][]): bigint {
+  return BigInt(results[1]![0]!.last as string);
 }
 
 export interface EventQuery {

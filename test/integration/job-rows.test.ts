@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import { openDatabase, sqlLiteral, type Database } from "../../src/store/db.js";
+import { openDatabase, sqlLiteral, TRANSACTION_STATEMENT_TIMEOUT_MS, type Database } from "../../src/store/db.js";
 import { ConflictError, jobFromDriverRow, jobRowSql, lockJobs, updateJobs, updateJobsScript } from "../../src/store/jobs.js";
 import { createTestDatabase } from "../helpers/db.js";
 
@@ -181,6 +181,9 @@ async function compareScripts(db: Database): Promise<void> {
   assert.deepEqual(final, after, "rolled back whole");
   // The connection is usable afterwards (Postgres: back in the pool, not left in a failed transaction).
   assert.deepEqual(await db.transaction((tx) => tx.script("SELECT 2 AS b", { commit: true })), [[{ b: 2 }]]);
+  // Every driver transaction bounds its statements (what Prisma's transaction timeout did).
+  assert.deepEqual(await db.transaction((tx) => tx.script("SHOW statement_timeout")), [[{ statement_timeout: "15s" }]]);
+  assert.equal(TRANSACTION_STATEMENT_TIMEOUT_MS, 15_000);
 }
 
 test("lockJobs and updateJobs rows equal the model API's rows (Postgres)", async () => {
